@@ -1,0 +1,57 @@
+/**
+ * Saru's one error class. Owns the stable error codes that callers match on.
+ * Thrown only for configuration and programming errors; data-path outcomes
+ * (not our slice, table full, bad checksum, forged sync message) are return
+ * values and counters, never exceptions.
+ */
+
+/** Stable error codes; documented in docs/errors.md. */
+export const ErrorCode = {
+  CONFIG: 'SARU_ERR_CONFIG',
+  INVALID_ARGUMENT: 'SARU_ERR_INVALID_ARGUMENT',
+  SERVICE_EXISTS: 'SARU_ERR_SERVICE_EXISTS',
+  NO_SUCH_SERVICE: 'SARU_ERR_NO_SUCH_SERVICE',
+  DEST_EXISTS: 'SARU_ERR_DEST_EXISTS',
+  NO_SUCH_DEST: 'SARU_ERR_NO_SUCH_DEST',
+  UNKNOWN_SCHEDULER: 'SARU_ERR_UNKNOWN_SCHEDULER',
+  CAPACITY: 'SARU_ERR_CAPACITY',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const DEFAULT_MESSAGES: Record<ErrorCode, string> = {
+  SARU_ERR_CONFIG: 'invalid configuration',
+  SARU_ERR_INVALID_ARGUMENT: 'invalid argument',
+  SARU_ERR_SERVICE_EXISTS: 'virtual service already exists',
+  SARU_ERR_NO_SUCH_SERVICE: 'no such virtual service',
+  SARU_ERR_DEST_EXISTS: 'real server already exists in this virtual service',
+  SARU_ERR_NO_SUCH_DEST: 'no such real server',
+  SARU_ERR_UNKNOWN_SCHEDULER: 'unknown scheduler',
+  SARU_ERR_CAPACITY: 'capacity exceeded',
+};
+
+/** Where a configuration error was found. */
+export interface SourceLocation {
+  /** File name as given by the user. */
+  file: string;
+  /** 1-based line number. */
+  line: number;
+}
+
+/** The base error: `code` is stable, `message` is for humans. */
+export class SaruError extends Error {
+  override readonly name = 'SaruError';
+  readonly code: ErrorCode;
+  readonly location: SourceLocation | undefined;
+
+  constructor(code: ErrorCode, message?: string, location?: SourceLocation) {
+    const text = message ?? DEFAULT_MESSAGES[code];
+    super(location ? `${location.file}:${location.line}: ${text}` : text);
+    this.code = code;
+    this.location = location;
+  }
+}
+
+/** Shorthand for a configuration error at `file:line`. */
+export function configError(file: string, line: number, message: string): SaruError {
+  return new SaruError(ErrorCode.CONFIG, message, { file, line });
+}
