@@ -266,7 +266,11 @@ export class VirtualService {
   persistentTimeoutMs: number;
   /** Persistent netmask prefix length. */
   persistentPrefix: number;
-  /** Real servers in the order they were added (the kernel's destinations list). */
+  /**
+   * Real servers in the order they were added. The kernel's svc->destinations
+   * list is newest first (list_add_rcu at the head, ip_vs_ctl.c), so schedulers
+   * and `ipvsadm -L` listings walk this array from its end.
+   */
   readonly realServers: RealServer[] = [];
   /** The fallback (sorry) server, or null. Not in `realServers`. */
   fallback: RealServer | null = null;
@@ -421,6 +425,7 @@ export class ServiceTable {
   readonly services: VirtualService[] = [];
   /** Slot -> service index + 1 (0 = empty), keyed by (protocol, VIP, port). */
   private readonly slots = new Int32Array(LOOKUP_SIZE);
+  /** Firewall-mark services keyed by markKey(family, mark), as the kernel's (af, fwmark) hash. */
   private readonly byMark = new Map<number, VirtualService>();
 
   /**
@@ -430,7 +435,7 @@ export class ServiceTable {
   add(init: VirtualServiceInit): VirtualService {
     const svc = new VirtualService(this.registry, init);
     if (svc.fwmark) {
-      if (this.byMark.has(svc.fwmark)) throw new SaruError(ErrorCode.SERVICE_EXISTS, `${svc.describe()} already exists`);
+      if (this.byMark.has(markKey(svc.family, svc.fwmark))) throw new SaruError(ErrorCode.SERVICE_EXISTS, `${svc.describe()} already exists`);
     } else if (this.find(svc.protocol, svc.addr!.words, svc.port) !== null) {
       throw new SaruError(ErrorCode.SERVICE_EXISTS, `${svc.describe()} already exists`);
     }
@@ -469,9 +474,9 @@ export class ServiceTable {
     return null;
   }
 
-  /** Lookup by firewall mark. */
-  findByMark(mark: number): VirtualService | null {
-    return this.byMark.get(mark) ?? null;
+  /** Lookup by family and firewall mark. */
+  findByMark(mark: number, family: Family = 4): VirtualService | null {
+    return this.byMark.get(markKey(family, mark)) ?? null;
   }
 
   /**
@@ -480,8 +485,8 @@ export class ServiceTable {
    */
   lookup(flow: FlowKey): VirtualService | null {
     if (flow.fwmark !== 0) {
-      const m = this.byMark.get(flow.fwmark);
-      if (m !== undefined && m.family === flow.family) return m;
+      const m = this.byMark.get(markKey(flow.family, flow.fwmark));
+      if (m !== undefined) return m;
     }
     const s = this.find(flow.protocol, flow.daddr, flow.dport);
     if (s !== null) return s;
@@ -493,7 +498,7 @@ export class ServiceTable {
     this.byMark.clear();
     for (const s of this.services) {
       if (s.fwmark) {
-        this.byMark.set(s.fwmark, s);
+        this.byMark.set(markKey(s.family, s.fwmark), s);
         continue;
       }
       let h = hashSvc(s.protocol, s.addr!.words, 0, s.port);
@@ -501,6 +506,10 @@ export class ServiceTable {
       this.slots[h] = s.index + 1;
     }
   }
+}
+
+function markKey(family: Family, mark: number): number {
+  return mark * 2 + (family === 6 ? 1 : 0);
 }
 
 function hashSvc(protocol: number, a: Uint32Array, off: number, port: number): number {
