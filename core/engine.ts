@@ -118,6 +118,9 @@ export class Engine {
   private readonly flow = new FlowKey();
   private readonly scratchWords = new Uint32Array(4);
   private rules: CompiledRule[] = [];
+  /** Per-frame chain heads found by the warm-up pass of processBatch. */
+  private readonly warmHeads: Int32Array;
+  private readonly warmWords = new Uint32Array([0, 0, 0xffff, 0]);
 
   /** @throws SaruError SARU_ERR_INVALID_ARGUMENT on a bad MAC, address or MTU. */
   constructor(init: EngineInit, deps: EngineDeps) {
@@ -139,6 +142,7 @@ export class Engine {
     const batch = init.batchSize ?? 256;
     // Room for every frame of a batch to be rebuilt with a tunnel or ICMP header.
     this.tx = new TxBatch(batch, batch * (this.mtu + 100));
+    this.warmHeads = new Int32Array(batch);
   }
 
   /** Give matching packets a firewall mark for FWM services. Replaces no rule; rules are tried in order. */
@@ -176,7 +180,43 @@ export class Engine {
   processBatch(rx: RxBatch): void {
     this.tx.reset(rx.buf);
     const now = this.clock.now();
+    if (rx.count > 1) this.warm(rx);
     for (let i = 0; i < rx.count; i++) this.processFrame(rx.buf, rx.off[i]!, rx.len[i]!, now);
+  }
+
+  /**
+   * Warm-up pass over a batch: for untagged IPv4 TCP/UDP frames, load the
+   * connection table's hash-chain head, then the first entry of each chain.
+   * The loads of different frames are independent, so the CPU overlaps their
+   * cache and TLB misses instead of taking them one frame at a time; the real
+   * pass then finds them in cache. Only a hint: it reads, never decides.
+   * Measured with a million entries in bench/core.ts (see the README).
+   */
+  private warm(rx: RxBatch): void {
+    const buf = rx.buf;
+    const heads = this.warmHeads;
+    const w = this.warmWords;
+    const table = this.table;
+    const n = rx.count < heads.length ? rx.count : heads.length;
+    for (let i = 0; i < n; i++) {
+      heads[i] = -1;
+      const off = rx.off[i]!;
+      const end = off + rx.len[i]!;
+      if (off + 34 > end || buf[off + 12] !== 0x08 || buf[off + 13] !== 0x00) continue;
+      const proto = buf[off + 23]!;
+      if (proto !== Proto.TCP && proto !== Proto.UDP) continue;
+      const l4 = off + 14 + ((buf[off + 14]! & 0x0f) << 2);
+      if (l4 + 2 > end) continue;
+      w[3] = ((buf[off + 26]! << 24) | (buf[off + 27]! << 16) | (buf[off + 28]! << 8) | buf[off + 29]!) >>> 0;
+      heads[i] = table.chainHead(proto, w, 0, (buf[l4]! << 8) | buf[l4 + 1]!);
+    }
+    // Two levels of the chain: at load factor ~1 half the hits are second in it.
+    for (let level = 0; level < 2; level++) {
+      for (let i = 0; i < n; i++) {
+        const h = heads[i]!;
+        if (h >= 0) heads[i] = table.warmEntry(h);
+      }
+    }
   }
 
   /**

@@ -273,21 +273,21 @@ export class ConnTable {
   private liveCount = 0;
 
   // Entry fields (see the layout table).
-  private readonly caddr: Uint32Array;
-  private readonly vip: Uint16Array;
-  private readonly cport: Uint16Array;
-  private readonly vport: Uint16Array;
-  private readonly proto: Uint8Array;
-  private readonly st: Uint8Array;
-  private readonly oldSt: Uint8Array;
-  private readonly flags: Uint16Array;
-  private readonly rs: Uint32Array;
-  private readonly pkts: Uint32Array;
-  private readonly expiry: Uint32Array;
-  private readonly hnext: Int32Array;
+  /**
+   * Lookup block, 32 bytes per entry (byte offset idx * 32), read through four
+   * views of one buffer: caddr u32 x4 @0, cport u16 @16, vport u16 @18,
+   * flags u16 @20, vip u16 @22, hnext i32 @24, proto u8 @28, state u8 @29,
+   * oldState u8 @30. One cache line holds two entries' keys.
+   */
+  private readonly k32: Uint32Array;
+  private readonly k16: Uint16Array;
+  private readonly k8: Uint8Array;
+  private readonly ki32: Int32Array;
+  /** Per-packet block, 16 bytes per entry: rs u32 @0, pkts u32 @4, expiry u32 @8, control i32 @12. */
+  private readonly p32: Uint32Array;
+  private readonly pi32: Int32Array;
   private readonly wnext: Int32Array;
   private readonly wprev: Int32Array;
-  private readonly control: Int32Array;
   private readonly heads: Int32Array;
   private readonly mask: number;
   private freeHead: number;
@@ -330,23 +330,18 @@ export class ConnTable {
     }
     this.seed = (init.hashSeed ?? 0x2545f491) | 0;
 
-    this.caddr = new Uint32Array(cap * 4);
-    this.vip = new Uint16Array(cap);
-    this.cport = new Uint16Array(cap);
-    this.vport = new Uint16Array(cap);
-    this.proto = new Uint8Array(cap);
-    this.st = new Uint8Array(cap);
-    this.oldSt = new Uint8Array(cap);
-    this.flags = new Uint16Array(cap);
-    this.rs = new Uint32Array(cap);
-    this.pkts = new Uint32Array(cap);
-    this.expiry = new Uint32Array(cap);
-    this.hnext = new Int32Array(cap);
+    const keys = new ArrayBuffer(cap * 32);
+    this.k32 = new Uint32Array(keys);
+    this.k16 = new Uint16Array(keys);
+    this.k8 = new Uint8Array(keys);
+    this.ki32 = new Int32Array(keys);
+    const per = new ArrayBuffer(cap * 16);
+    this.p32 = new Uint32Array(per);
+    this.pi32 = new Int32Array(per);
     this.wnext = new Int32Array(cap);
     this.wprev = new Int32Array(cap);
-    this.control = new Int32Array(cap);
     this.heads = new Int32Array(cap).fill(-1);
-    for (let i = 0; i < cap; i++) this.hnext[i] = i + 1 < cap ? i + 1 : -1;
+    for (let i = 0; i < cap; i++) this.ki32[i * 8 + 6] = i + 1 < cap ? i + 1 : -1;
     this.freeHead = 0;
 
     const tick = init.wheelTickMs ?? 128;
@@ -382,21 +377,10 @@ export class ConnTable {
    */
   bytesPerEntry(): number {
     const arrays = [
-      this.caddr,
-      this.vip,
-      this.cport,
-      this.vport,
-      this.proto,
-      this.st,
-      this.oldSt,
-      this.flags,
-      this.rs,
-      this.pkts,
-      this.expiry,
-      this.hnext,
+      this.k32,
+      this.p32,
       this.wnext,
       this.wprev,
-      this.control,
       this.heads,
       this.wheel,
       this.ring,
@@ -421,7 +405,7 @@ export class ConnTable {
   }
 
   private vipMatches(i: number, family: Family, w: Uint32Array): boolean {
-    const v = this.vip[i]!;
+    const v = this.k16[i * 16 + 11]!;
     return this.vips.family[v] === family && addrEquals(this.vips.words, v * 4, w, 0);
   }
 
@@ -432,14 +416,14 @@ export class ConnTable {
    */
   lookupIn(flow: FlowKey): number {
     const fam6 = flow.family === 6 ? F_V6 : 0;
-    for (let i = this.heads[this.bucket(flow.protocol, flow.saddr, 0, flow.sport)]!; i >= 0; i = this.hnext[i]!) {
-      const f = this.flags[i]!;
+    for (let i = this.heads[this.bucket(flow.protocol, flow.saddr, 0, flow.sport)]!; i >= 0; i = this.ki32[i * 8 + 6]!) {
+      const f = this.k16[i * 16 + 10]!;
       if (
-        this.cport[i] === flow.sport &&
-        this.vport[i] === flow.dport &&
-        this.proto[i] === flow.protocol &&
+        this.k16[i * 16 + 8] === flow.sport &&
+        this.k16[i * 16 + 9] === flow.dport &&
+        this.k8[i * 32 + 28] === flow.protocol &&
         (f & (F_TEMPLATE | F_V6)) === fam6 &&
-        addrEquals(this.caddr, i * 4, flow.saddr, 0) &&
+        addrEquals(this.k32, i * 8, flow.saddr, 0) &&
         this.vipMatches(i, flow.family, flow.daddr)
       ) {
         return i;
@@ -449,22 +433,46 @@ export class ConnTable {
   }
 
   /**
+   * The first entry of the hash chain a lookup of (protocol, client address
+   * words at w[off..], client port) would walk, or -1. With warmEntry(), lets
+   * the engine issue the memory loads of a whole batch before processing it,
+   * so that the cache misses of different frames overlap (the software
+   * pipelining DPDK and VPP do with prefetch instructions). No allocation.
+   */
+  chainHead(protocol: number, w: Uint32Array, off: number, port: number): number {
+    return this.heads[this.bucket(protocol, w, off, port)]!;
+  }
+
+  /**
+   * Read the key and per-packet blocks of entry `idx` (the caller keeps the
+   * reads alive by consuming `warmSink`); returns the next entry in its hash
+   * chain, or -1, for the caller to warm in a further pass.
+   */
+  warmEntry(idx: number): number {
+    this.warmSink ^= this.k32[idx * 8]! ^ this.p32[idx * 4]!;
+    return this.ki32[idx * 8 + 6]!;
+  }
+
+  /** Accumulates warm-up reads so the compiler cannot drop them. */
+  warmSink = 0;
+
+  /**
    * Find the connection of a NAT reply (ip_vs_conn_out_get): saddr = RIP,
    * sport = RPORT, daddr = CIP, dport = CPORT. -1 when absent. No allocation.
    */
   lookupOut(flow: FlowKey): number {
-    for (let i = this.heads[this.bucket(flow.protocol, flow.daddr, 0, flow.dport)]!; i >= 0; i = this.hnext[i]!) {
+    for (let i = this.heads[this.bucket(flow.protocol, flow.daddr, 0, flow.dport)]!; i >= 0; i = this.ki32[i * 8 + 6]!) {
       if (
-        this.cport[i] !== flow.dport ||
-        this.proto[i] !== flow.protocol ||
-        (this.flags[i]! & F_TEMPLATE) !== 0 ||
-        !addrEquals(this.caddr, i * 4, flow.daddr, 0)
+        this.k16[i * 16 + 8] !== flow.dport ||
+        this.k8[i * 32 + 28] !== flow.protocol ||
+        (this.k16[i * 16 + 10]! & F_TEMPLATE) !== 0 ||
+        !addrEquals(this.k32, i * 8, flow.daddr, 0)
       ) {
         continue;
       }
-      const rs = this.services.registry.get(this.rs[i]!);
+      const rs = this.services.registry.get(this.p32[i * 4 + 0]!);
       if (rs === undefined || rs.addr.family !== flow.family || !addrEquals(rs.addr.words, 0, flow.saddr, 0)) continue;
-      if ((rs.port || this.vport[i]!) === flow.sport) return i;
+      if ((rs.port || this.k16[i * 16 + 9]!) === flow.sport) return i;
     }
     return -1;
   }
@@ -477,12 +485,12 @@ export class ConnTable {
    */
   lookupTemplate(key: FlowKey): number {
     const fam6 = key.family === 6 ? F_V6 : 0;
-    for (let i = this.heads[this.bucket(key.protocol, key.saddr, 0, 0)]!; i >= 0; i = this.hnext[i]!) {
+    for (let i = this.heads[this.bucket(key.protocol, key.saddr, 0, 0)]!; i >= 0; i = this.ki32[i * 8 + 6]!) {
       if (
-        this.vport[i] === key.dport &&
-        this.proto[i] === key.protocol &&
-        (this.flags[i]! & (F_TEMPLATE | F_V6)) === (F_TEMPLATE | fam6) &&
-        addrEquals(this.caddr, i * 4, key.saddr, 0) &&
+        this.k16[i * 16 + 9] === key.dport &&
+        this.k8[i * 32 + 28] === key.protocol &&
+        (this.k16[i * 16 + 10]! & (F_TEMPLATE | F_V6)) === (F_TEMPLATE | fam6) &&
+        addrEquals(this.k32, i * 8, key.saddr, 0) &&
         this.vipMatches(i, key.family, key.daddr)
       ) {
         return i;
@@ -498,39 +506,39 @@ export class ConnTable {
     if (idx < 0) return -1;
     const v = this.vips.acquire(family, vaddr, 0, fwmark);
     if (v < 0) return -1;
-    this.freeHead = this.hnext[idx]!;
-    this.vip[idx] = v;
+    this.freeHead = this.ki32[idx * 8 + 6]!;
+    this.k16[idx * 16 + 11] = v;
     this.liveCount++;
     return idx;
   }
 
   private hashIn(idx: number): void {
-    const b = this.bucket(this.proto[idx]!, this.caddr, idx * 4, this.cport[idx]!);
-    this.hnext[idx] = this.heads[b]!;
+    const b = this.bucket(this.k8[idx * 32 + 28]!, this.k32, idx * 8, this.k16[idx * 16 + 8]!);
+    this.ki32[idx * 8 + 6] = this.heads[b]!;
     this.heads[b] = idx;
-    this.flags[idx]! |= F_HASHED;
+    this.k16[idx * 16 + 10]! |= F_HASHED;
   }
 
   private unhash(idx: number): void {
-    if ((this.flags[idx]! & F_HASHED) === 0) return;
-    const b = this.bucket(this.proto[idx]!, this.caddr, idx * 4, this.cport[idx]!);
+    if ((this.k16[idx * 16 + 10]! & F_HASHED) === 0) return;
+    const b = this.bucket(this.k8[idx * 32 + 28]!, this.k32, idx * 8, this.k16[idx * 16 + 8]!);
     let p = -1;
-    for (let j = this.heads[b]!; j >= 0; p = j, j = this.hnext[j]!) {
+    for (let j = this.heads[b]!; j >= 0; p = j, j = this.ki32[j * 8 + 6]!) {
       if (j !== idx) continue;
-      if (p < 0) this.heads[b] = this.hnext[j]!;
-      else this.hnext[p] = this.hnext[j]!;
+      if (p < 0) this.heads[b] = this.ki32[j * 8 + 6]!;
+      else this.ki32[p * 8 + 6] = this.ki32[j * 8 + 6]!;
       break;
     }
-    this.hnext[idx] = -1;
-    this.flags[idx]! &= ~F_HASHED;
+    this.ki32[idx * 8 + 6] = -1;
+    this.k16[idx * 16 + 10]! &= ~F_HASHED;
   }
 
   private setCaddr(idx: number, w: Uint32Array): void {
-    const o = idx * 4;
-    this.caddr[o] = w[0]!;
-    this.caddr[o + 1] = w[1]!;
-    this.caddr[o + 2] = w[2]!;
-    this.caddr[o + 3] = w[3]!;
+    const o = idx * 8;
+    this.k32[o] = w[0]!;
+    this.k32[o + 1] = w[1]!;
+    this.k32[o + 2] = w[2]!;
+    this.k32[o + 3] = w[3]!;
   }
 
   private now32(): number {
@@ -555,27 +563,27 @@ export class ConnTable {
       return -1;
     }
     this.setCaddr(idx, flow.saddr);
-    this.cport[idx] = flow.sport;
-    this.vport[idx] = flow.dport;
-    this.proto[idx] = flow.protocol;
-    this.st[idx] = TcpState.NONE;
-    this.oldSt[idx] = TcpState.NONE;
-    this.flags[idx] =
+    this.k16[idx * 16 + 8] = flow.sport;
+    this.k16[idx * 16 + 9] = flow.dport;
+    this.k8[idx * 32 + 28] = flow.protocol;
+    this.k8[idx * 32 + 29] = TcpState.NONE;
+    this.k8[idx * 32 + 30] = TcpState.NONE;
+    this.k16[idx * 16 + 10] =
       F_LIVE |
       (flow.family === 6 ? F_V6 : 0) |
       F_INACTIVE |
       (rs.fwd !== Fwd.NAT ? F_NOOUTPUT : 0) |
       ((rs.fwd << FWD_SHIFT) & FWD_MASK);
-    this.rs[idx] = rs.id;
-    this.pkts[idx] = 0;
-    if (templateIdx >= 0 && (this.flags[templateIdx]! & (F_LIVE | F_TEMPLATE)) === (F_LIVE | F_TEMPLATE)) {
-      this.control[idx] = templateIdx;
-      this.control[templateIdx]!++;
+    this.p32[idx * 4 + 0] = rs.id;
+    this.p32[idx * 4 + 1] = 0;
+    if (templateIdx >= 0 && (this.k16[templateIdx * 16 + 10]! & (F_LIVE | F_TEMPLATE)) === (F_LIVE | F_TEMPLATE)) {
+      this.pi32[idx * 4 + 3] = templateIdx;
+      this.pi32[templateIdx * 4 + 3]!++;
     } else {
-      this.control[idx] = -1;
+      this.pi32[idx * 4 + 3] = -1;
     }
     this.hashIn(idx);
-    this.expiry[idx] = (this.now32() + NEW_ENTRY_TIMEOUT_MS) >>> 0;
+    this.p32[idx * 4 + 2] = (this.now32() + NEW_ENTRY_TIMEOUT_MS) >>> 0;
     this.wheelLink(idx);
     rs.bind(false, true);
     this.counters.created++;
@@ -594,17 +602,17 @@ export class ConnTable {
       return -1;
     }
     this.setCaddr(idx, key.saddr);
-    this.cport[idx] = 0;
-    this.vport[idx] = key.dport;
-    this.proto[idx] = key.protocol;
-    this.st[idx] = 0;
-    this.oldSt[idx] = 0;
-    this.flags[idx] = F_LIVE | F_TEMPLATE | (key.family === 6 ? F_V6 : 0) | ((rs.fwd << FWD_SHIFT) & FWD_MASK);
-    this.rs[idx] = rs.id;
-    this.pkts[idx] = 0;
-    this.control[idx] = 0;
+    this.k16[idx * 16 + 8] = 0;
+    this.k16[idx * 16 + 9] = key.dport;
+    this.k8[idx * 32 + 28] = key.protocol;
+    this.k8[idx * 32 + 29] = 0;
+    this.k8[idx * 32 + 30] = 0;
+    this.k16[idx * 16 + 10] = F_LIVE | F_TEMPLATE | (key.family === 6 ? F_V6 : 0) | ((rs.fwd << FWD_SHIFT) & FWD_MASK);
+    this.p32[idx * 4 + 0] = rs.id;
+    this.p32[idx * 4 + 1] = 0;
+    this.pi32[idx * 4 + 3] = 0;
     this.hashIn(idx);
-    this.expiry[idx] = (this.now32() + clampTimeout(timeoutMs)) >>> 0;
+    this.p32[idx * 4 + 2] = (this.now32() + clampTimeout(timeoutMs)) >>> 0;
     this.wheelLink(idx);
     rs.bind(true, false);
     this.counters.created++;
@@ -619,7 +627,7 @@ export class ConnTable {
    * controls keep it alive.
    */
   checkTemplate(idx: number, expireQuiescent = false): boolean {
-    const rs = this.services.registry.get(this.rs[idx]!);
+    const rs = this.services.registry.get(this.p32[idx * 4 + 0]!);
     if (rs !== undefined && rs.available && !(expireQuiescent && rs.weight === 0)) return true;
     this.unhash(idx);
     return false;
@@ -642,9 +650,9 @@ export class ConnTable {
    * sync event as ip_vs_sync_conn_needed would. No allocation.
    */
   packet(idx: number, dirOut: boolean, tcpFlags: number): void {
-    let f = this.flags[idx]!;
+    let f = this.k16[idx * 16 + 10]!;
     if ((f & (F_LIVE | F_TEMPLATE)) !== F_LIVE) return;
-    const protocol = this.proto[idx]!;
+    const protocol = this.k8[idx * 32 + 28]!;
     let timeout: number;
     if (protocol === Proto.TCP) {
       let dir: TcpDir = dirOut ? TcpDir.OUTPUT : TcpDir.INPUT;
@@ -652,30 +660,30 @@ export class ConnTable {
         if (dirOut) f &= ~F_NOOUTPUT;
         else dir = TcpDir.INPUT_ONLY;
       }
-      const cur = this.st[idx]!;
+      const cur = this.k8[idx * 32 + 29]!;
       const next = tcpNextState(dir, tcpFlags, cur);
       if (next !== cur) {
         const active = tcpStateActive(next);
         if ((f & F_INACTIVE) === 0 && !active) {
-          this.services.registry.get(this.rs[idx]!)?.moveActive(true);
+          this.services.registry.get(this.p32[idx * 4 + 0]!)?.moveActive(true);
           f |= F_INACTIVE;
         } else if ((f & F_INACTIVE) !== 0 && active) {
-          this.services.registry.get(this.rs[idx]!)?.moveActive(false);
+          this.services.registry.get(this.p32[idx * 4 + 0]!)?.moveActive(false);
           f &= ~F_INACTIVE;
         }
-        this.st[idx] = next;
+        this.k8[idx * 32 + 29] = next;
       }
-      this.flags[idx] = f;
+      this.k16[idx * 16 + 10] = f;
       timeout = this.timeouts.tcpMs[next]!;
     } else {
       timeout = this.timeouts.forState(protocol, 0);
     }
     this.setExpiry(idx, (this.now32() + timeout) >>> 0);
     if (dirOut) return;
-    const pkts = (this.pkts[idx]! + 1) >>> 0;
-    this.pkts[idx] = pkts;
-    const t = this.control[idx]!;
-    if (t >= 0) this.pkts[t] = (this.pkts[t]! + 1) >>> 0;
+    const pkts = (this.p32[idx * 4 + 1]! + 1) >>> 0;
+    this.p32[idx * 4 + 1] = pkts;
+    const t = this.pi32[idx * 4 + 3]!;
+    if (t >= 0) this.p32[t * 4 + 1] = (this.p32[t * 4 + 1]! + 1) >>> 0;
     if (this.syncNeeded(idx, pkts)) {
       this.pushSync(idx);
       // "synchronize its controller if it has" (ip_vs_sync_conn).
@@ -692,15 +700,15 @@ export class ConnTable {
    * period 0, when pkts == threshold). Other protocols: the packet rule only.
    */
   private syncNeeded(idx: number, pkts: number): boolean {
-    const s = this.st[idx]!;
-    if (this.proto[idx] === Proto.TCP) {
+    const s = this.k8[idx * 32 + 29]!;
+    if (this.k8[idx * 32 + 28] === Proto.TCP) {
       if (((1 << s) & SYNC_STATES) === 0) return false;
-      const force = s !== this.oldSt[idx];
+      const force = s !== this.k8[idx * 32 + 30];
       if (!(force && s !== TcpState.ESTABLISHED) && !this.packetRule(pkts)) return false;
     } else if (!this.packetRule(pkts)) {
       return false;
     }
-    this.oldSt[idx] = s;
+    this.k8[idx * 32 + 30] = s;
     return true;
   }
 
@@ -730,7 +738,7 @@ export class ConnTable {
     while (this.ringHead !== this.ringTail) {
       const idx = this.ring[this.ringHead & this.ringMask]!;
       this.ringHead++;
-      if ((this.flags[idx]! & F_LIVE) === 0) continue;
+      if ((this.k16[idx * 16 + 10]! & F_LIVE) === 0) continue;
       fn(idx);
       n++;
     }
@@ -749,7 +757,7 @@ export class ConnTable {
   }
 
   private wheelLink(idx: number): void {
-    const s = this.slotOf(this.expiry[idx]!);
+    const s = this.slotOf(this.p32[idx * 4 + 2]!);
     const h = this.wheel[s]!;
     this.wnext[idx] = h;
     this.wprev[idx] = -1 - s; // negative: head of slot s
@@ -771,8 +779,8 @@ export class ConnTable {
    * entry's slot is never after its expiry.
    */
   private setExpiry(idx: number, exp: number): void {
-    const old = this.expiry[idx]!;
-    this.expiry[idx] = exp;
+    const old = this.p32[idx * 4 + 2]!;
+    this.p32[idx * 4 + 2] = exp;
     if (((exp - old) | 0) < 0) {
       this.wheelUnlink(idx);
       this.wheelLink(idx);
@@ -798,10 +806,10 @@ export class ConnTable {
       let i = this.wheel[slot]!;
       while (i >= 0) {
         const next = this.wnext[i]!;
-        const exp = this.expiry[i]!;
+        const exp = this.p32[i * 4 + 2]!;
         if (timeAfterEq(now, exp)) {
-          if ((this.flags[i]! & F_TEMPLATE) !== 0 && this.control[i]! > 0) {
-            this.expiry[i] = (now + TEMPLATE_REARM_MS) >>> 0;
+          if ((this.k16[i * 16 + 10]! & F_TEMPLATE) !== 0 && this.pi32[i * 4 + 3]! > 0) {
+            this.p32[i * 4 + 2] = (now + TEMPLATE_REARM_MS) >>> 0;
             this.wheelUnlink(i);
             this.wheelLink(i);
             this.pushSync(i);
@@ -825,20 +833,20 @@ export class ConnTable {
   }
 
   private free(idx: number): void {
-    const f = this.flags[idx]!;
+    const f = this.k16[idx * 16 + 10]!;
     this.unhash(idx);
     this.wheelUnlink(idx);
     const template = (f & F_TEMPLATE) !== 0;
     if (!template) {
-      const t = this.control[idx]!;
-      if (t >= 0) this.control[t]!--;
+      const t = this.pi32[idx * 4 + 3]!;
+      if (t >= 0) this.pi32[t * 4 + 3]!--;
     }
-    this.flags[idx] = 0;
-    this.vips.release(this.vip[idx]!);
-    this.hnext[idx] = this.freeHead;
+    this.k16[idx * 16 + 10] = 0;
+    this.vips.release(this.k16[idx * 16 + 11]!);
+    this.ki32[idx * 8 + 6] = this.freeHead;
     this.freeHead = idx;
     this.liveCount--;
-    this.services.registry.get(this.rs[idx]!)?.unbind(template, (f & F_INACTIVE) !== 0);
+    this.services.registry.get(this.p32[idx * 4 + 0]!)?.unbind(template, (f & F_INACTIVE) !== 0);
   }
 
   /**
@@ -849,9 +857,9 @@ export class ConnTable {
    * Returns true when the entry was freed.
    */
   remove(idx: number): boolean {
-    const f = this.flags[idx]!;
+    const f = this.k16[idx * 16 + 10]!;
     if ((f & F_LIVE) === 0) return false;
-    if ((f & F_TEMPLATE) !== 0 && this.control[idx]! > 0) {
+    if ((f & F_TEMPLATE) !== 0 && this.pi32[idx * 4 + 3]! > 0) {
       this.unhash(idx);
       this.setExpiry(idx, this.now32());
       return false;
@@ -865,79 +873,79 @@ export class ConnTable {
 
   /** Whether `idx` holds a live entry. */
   isLive(idx: number): boolean {
-    return idx >= 0 && idx < this.capacity && (this.flags[idx]! & F_LIVE) !== 0;
+    return idx >= 0 && idx < this.capacity && (this.k16[idx * 16 + 10]! & F_LIVE) !== 0;
   }
   state(idx: number): number {
-    return this.st[idx]!;
+    return this.k8[idx * 32 + 29]!;
   }
   /** ipvsadm -L -c state column. */
   stateName(idx: number): string {
-    return stateName(this.proto[idx]!, this.st[idx]!, (this.flags[idx]! & F_TEMPLATE) !== 0);
+    return stateName(this.k8[idx * 32 + 28]!, this.k8[idx * 32 + 29]!, (this.k16[idx * 16 + 10]! & F_TEMPLATE) !== 0);
   }
   protocol(idx: number): number {
-    return this.proto[idx]!;
+    return this.k8[idx * 32 + 28]!;
   }
   family(idx: number): Family {
-    return (this.flags[idx]! & F_V6) !== 0 ? 6 : 4;
+    return (this.k16[idx * 16 + 10]! & F_V6) !== 0 ? 6 : 4;
   }
   realServerId(idx: number): number {
-    return this.rs[idx]!;
+    return this.p32[idx * 4 + 0]!;
   }
   /** The bound real server (an array read in the registry). */
   realServer(idx: number): RealServer | undefined {
-    return this.services.registry.get(this.rs[idx]!);
+    return this.services.registry.get(this.p32[idx * 4 + 0]!);
   }
   /** Port on the real server: its configured port, or the virtual port when that is 0. */
   realPort(idx: number): number {
-    const rs = this.services.registry.get(this.rs[idx]!);
-    return (rs?.port || this.vport[idx]!) & 0xffff;
+    const rs = this.services.registry.get(this.p32[idx * 4 + 0]!);
+    return (rs?.port || this.k16[idx * 16 + 9]!) & 0xffff;
   }
   clientPort(idx: number): number {
-    return this.cport[idx]!;
+    return this.k16[idx * 16 + 8]!;
   }
   virtualPort(idx: number): number {
-    return this.vport[idx]!;
+    return this.k16[idx * 16 + 9]!;
   }
   /** Forwarding method fixed at creation. */
   fwd(idx: number): Fwd {
-    return ((this.flags[idx]! & FWD_MASK) >> FWD_SHIFT) as Fwd;
+    return ((this.k16[idx * 16 + 10]! & FWD_MASK) >> FWD_SHIFT) as Fwd;
   }
   fwmark(idx: number): number {
-    return this.vips.fwmark[this.vip[idx]!]!;
+    return this.vips.fwmark[this.k16[idx * 16 + 11]!]!;
   }
   isSynced(idx: number): boolean {
-    return (this.flags[idx]! & F_SYNCED) !== 0;
+    return (this.k16[idx * 16 + 10]! & F_SYNCED) !== 0;
   }
   isTemplate(idx: number): boolean {
-    return (this.flags[idx]! & F_TEMPLATE) !== 0;
+    return (this.k16[idx * 16 + 10]! & F_TEMPLATE) !== 0;
   }
   /** Counted in the real server's inactConns (IP_VS_CONN_F_INACTIVE). */
   isInactive(idx: number): boolean {
-    return (this.flags[idx]! & F_INACTIVE) !== 0;
+    return (this.k16[idx * 16 + 10]! & F_INACTIVE) !== 0;
   }
   /** The controlling template of a connection, or -1. */
   templateOf(idx: number): number {
-    return (this.flags[idx]! & F_TEMPLATE) !== 0 ? -1 : this.control[idx]!;
+    return (this.k16[idx * 16 + 10]! & F_TEMPLATE) !== 0 ? -1 : this.pi32[idx * 4 + 3]!;
   }
   /** Connections controlled by a template (n_control); 0 for connections. */
   controlled(idx: number): number {
-    return (this.flags[idx]! & F_TEMPLATE) !== 0 ? this.control[idx]! : 0;
+    return (this.k16[idx * 16 + 10]! & F_TEMPLATE) !== 0 ? this.pi32[idx * 4 + 3]! : 0;
   }
   /** Milliseconds until expiry (0 when due). */
   remainingMs(idx: number): number {
-    const r = (this.expiry[idx]! - this.now32()) | 0;
+    const r = (this.p32[idx * 4 + 2]! - this.now32()) | 0;
     return r > 0 ? r : 0;
   }
   packets(idx: number): number {
-    return this.pkts[idx]!;
+    return this.p32[idx * 4 + 1]!;
   }
   /** Copy the client address words into out[off..off+3]. */
   copyClientAddr(idx: number, out: Uint32Array, off = 0): void {
-    for (let k = 0; k < 4; k++) out[off + k] = this.caddr[idx * 4 + k]!;
+    for (let k = 0; k < 4; k++) out[off + k] = this.k32[idx * 8 + k]!;
   }
   /** Copy the virtual address words into out[off..off+3]. */
   copyVirtualAddr(idx: number, out: Uint32Array, off = 0): void {
-    const v = this.vip[idx]!;
+    const v = this.k16[idx * 16 + 11]!;
     for (let k = 0; k < 4; k++) out[off + k] = this.vips.words[v * 4 + k]!;
   }
 
@@ -946,7 +954,7 @@ export class ConnTable {
    * it is given. Not for the packet path (visits every slot).
    */
   forEach(fn: (idx: number) => void): void {
-    for (let i = 0; i < this.capacity; i++) if ((this.flags[i]! & F_LIVE) !== 0) fn(i);
+    for (let i = 0; i < this.capacity; i++) if ((this.k16[i * 16 + 10]! & F_LIVE) !== 0) fn(i);
   }
 
   // ------------------------------------------------------------------- sync
@@ -957,12 +965,12 @@ export class ConnTable {
    */
   snapshot(idx: number, out: ConnSnapshot): boolean {
     if (!this.isLive(idx)) return false;
-    const f = this.flags[idx]!;
+    const f = this.k16[idx * 16 + 10]!;
     out.family = (f & F_V6) !== 0 ? 6 : 4;
-    out.protocol = this.proto[idx]!;
+    out.protocol = this.k8[idx * 32 + 28]!;
     this.copyClientAddr(idx, out.caddr);
     this.copyVirtualAddr(idx, out.vaddr);
-    const rs = this.services.registry.get(this.rs[idx]!);
+    const rs = this.services.registry.get(this.p32[idx * 4 + 0]!);
     if (rs !== undefined) {
       out.daddr.set(rs.addr.words);
       out.dfamily = rs.addr.family;
@@ -970,16 +978,16 @@ export class ConnTable {
       out.daddr.fill(0);
       out.dfamily = out.family;
     }
-    out.cport = this.cport[idx]!;
-    out.vport = this.vport[idx]!;
+    out.cport = this.k16[idx * 16 + 8]!;
+    out.vport = this.k16[idx * 16 + 9]!;
     out.dport = this.realPort(idx);
     out.fwd = ((f & FWD_MASK) >> FWD_SHIFT) as Fwd;
-    out.state = this.st[idx]!;
+    out.state = this.k8[idx * 32 + 29]!;
     out.timeoutMs = this.remainingMs(idx);
     out.template = (f & F_TEMPLATE) !== 0;
-    out.fwmark = this.vips.fwmark[this.vip[idx]!]!;
+    out.fwmark = this.vips.fwmark[this.k16[idx * 16 + 11]!]!;
     out.synced = (f & F_SYNCED) !== 0;
-    out.packets = this.pkts[idx]!;
+    out.packets = this.p32[idx * 4 + 1]!;
     out.remove = false;
     return true;
   }
@@ -1046,23 +1054,23 @@ export class ConnTable {
     const exp = (this.now32() + clampTimeout(s.timeoutMs)) >>> 0;
 
     if (existing >= 0) {
-      const f = this.flags[existing]!;
+      const f = this.k16[existing * 16 + 10]!;
       const template = (f & F_TEMPLATE) !== 0;
       const wasInactive = (f & F_INACTIVE) !== 0;
       let nf = f;
-      if (this.rs[existing] !== rs.id) {
-        this.services.registry.get(this.rs[existing]!)?.unbind(template, wasInactive);
-        this.rs[existing] = rs.id;
+      if (this.p32[existing * 4 + 0] !== rs.id) {
+        this.services.registry.get(this.p32[existing * 4 + 0]!)?.unbind(template, wasInactive);
+        this.p32[existing * 4 + 0] = rs.id;
         rs.bind(template, inactive);
         nf = (nf & ~(FWD_MASK | F_NOOUTPUT)) | ((rs.fwd << FWD_SHIFT) & FWD_MASK) | (rs.fwd !== Fwd.NAT && !template ? F_NOOUTPUT : 0);
         this.counters.importRebound++;
       } else if (!template && wasInactive !== inactive) {
         rs.moveActive(inactive);
       }
-      this.flags[existing] = inactive ? nf | F_INACTIVE : nf & ~F_INACTIVE;
-      this.st[existing] = s.state;
-      this.oldSt[existing] = s.state;
-      this.pkts[existing] = s.packets >>> 0;
+      this.k16[existing * 16 + 10] = inactive ? nf | F_INACTIVE : nf & ~F_INACTIVE;
+      this.k8[existing * 32 + 29] = s.state;
+      this.k8[existing * 32 + 30] = s.state;
+      this.p32[existing * 4 + 1] = s.packets >>> 0;
       this.setExpiry(existing, exp);
       this.counters.importUpdated++;
       return ImportResult.UPDATED;
@@ -1074,12 +1082,12 @@ export class ConnTable {
       return ImportResult.REJECT_FULL;
     }
     this.setCaddr(idx, s.caddr);
-    this.cport[idx] = s.template ? 0 : s.cport;
-    this.vport[idx] = s.vport;
-    this.proto[idx] = s.protocol;
-    this.st[idx] = s.state;
-    this.oldSt[idx] = s.state;
-    this.flags[idx] =
+    this.k16[idx * 16 + 8] = s.template ? 0 : s.cport;
+    this.k16[idx * 16 + 9] = s.vport;
+    this.k8[idx * 32 + 28] = s.protocol;
+    this.k8[idx * 32 + 29] = s.state;
+    this.k8[idx * 32 + 30] = s.state;
+    this.k16[idx * 16 + 10] =
       F_LIVE |
       F_SYNCED |
       (s.template ? F_TEMPLATE : 0) |
@@ -1087,11 +1095,11 @@ export class ConnTable {
       (inactive ? F_INACTIVE : 0) |
       (rs.fwd !== Fwd.NAT && !s.template ? F_NOOUTPUT : 0) |
       ((rs.fwd << FWD_SHIFT) & FWD_MASK);
-    this.rs[idx] = rs.id;
-    this.pkts[idx] = s.packets >>> 0;
-    this.control[idx] = s.template ? 0 : -1;
+    this.p32[idx * 4 + 0] = rs.id;
+    this.p32[idx * 4 + 1] = s.packets >>> 0;
+    this.pi32[idx * 4 + 3] = s.template ? 0 : -1;
     this.hashIn(idx);
-    this.expiry[idx] = exp;
+    this.p32[idx * 4 + 2] = exp;
     this.wheelLink(idx);
     rs.bind(s.template, inactive);
     this.counters.imported++;
