@@ -10,16 +10,22 @@
  * 3. memory per entry of the connection table at N entries.
  * 4. a naive Map-keyed implementation of the established path, same frames.
  */
-import { ManualClock } from '../core/clock.js';
-import { Proto, Fwd } from '../core/constants.js';
-import { Engine, parseMac } from '../core/engine.js';
-import { ipv4HeaderChecksum, put16 } from '../core/packet/checksum.js';
-import { ParsedFrame, Drop } from '../core/packet/frame.js';
-import { parseFrame } from '../core/packet/parse.js';
-import { createScheduler } from '../core/sched/index.js';
-import { ServiceTable } from '../core/service.js';
-import { SliceFilter } from '../core/slice.js';
-import type { RxBatch } from '../core/port.js';
+import {
+  Drop,
+  Engine,
+  Fwd,
+  ManualClock,
+  ParsedFrame,
+  Proto,
+  ServiceTable,
+  SliceFilter,
+  createScheduler,
+  ipv4HeaderChecksum,
+  parseFrame,
+  parseMac,
+  put16,
+  type RxBatch,
+} from '../core/index.js';
 import os from 'node:os';
 
 const args = process.argv.slice(2);

@@ -14,6 +14,7 @@ import { ConnTable, Persistence, PERSIST_FULL, type ConnTableInit, type Persiste
 import { ErrorCode, SaruError } from './errors.js';
 import { FlowKey } from './flow.js';
 import { buildTooBig, encapTunnel, rewriteDr, rewriteNatIcmpIn, rewriteNatIcmpOut, rewriteNatIn, rewriteNatOut } from './forward.js';
+import { parseMac } from './mac.js';
 import { NeighbourTable } from './neigh.js';
 import { Drop, DROP_REASON_COUNT, EtherType, ParsedFrame, TcpFlag } from './packet/frame.js';
 import { parseFrame } from './packet/parse.js';
@@ -554,21 +555,3 @@ export class Engine {
     return 0;
   }
 }
-
-/**
- * Parse "aa:bb:cc:dd:ee:ff".
- * @throws SaruError SARU_ERR_INVALID_ARGUMENT
- */
-export function parseMac(text: string): Uint8Array {
-  const m = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(text.trim());
-  if (!m) throw new SaruError(ErrorCode.INVALID_ARGUMENT, `not a MAC address: "${text}"`);
-  return Uint8Array.from(m.slice(1).map((h) => parseInt(h, 16)));
-}
-
-/** Format 6 bytes as "aa:bb:cc:dd:ee:ff". */
-export function formatMac(mac: Uint8Array, off = 0): string {
-  const parts: string[] = [];
-  for (let i = 0; i < 6; i++) parts.push(mac[off + i]!.toString(16).padStart(2, '0'));
-  return parts.join(':');
-}
-

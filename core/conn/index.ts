@@ -12,7 +12,7 @@ export {
 } from './table.js';
 export {
   TcpState,
-  TcpFlag,
+
   TcpDir,
   TCP_STATE_COUNT,
   TCP_STATE_NAMES,

@@ -14,6 +14,7 @@
  *  - net/netfilter/ipvs/ip_vs_proto_udp.c: udp_timeouts[] (5 min), state "UDP".
  *  - net/netfilter/ipvs/ip_vs_proto_icmp.c (2.6 era): 60 s, state "ICMP".
  */
+import { TcpFlag } from '../packet/frame.js';
 import { Proto } from '../constants.js';
 import { ErrorCode, SaruError } from '../errors.js';
 
@@ -50,14 +51,7 @@ export const TCP_STATE_NAMES: readonly string[] = [
   'SYNACK',
 ];
 
-/** TCP header flag bits as they appear in byte 13 of the TCP header. */
-export const TcpFlag = {
-  FIN: 0x01,
-  SYN: 0x02,
-  RST: 0x04,
-  PSH: 0x08,
-  ACK: 0x10,
-} as const;
+export { TcpFlag };
 
 /** Which transition table applies: tcp_state_off[] in ip_vs_proto_tcp.c. */
 export const TcpDir = {

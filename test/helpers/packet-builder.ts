@@ -134,17 +134,8 @@ function addrBytes(s: string, family: 4 | 6): Uint8Array {
   return a.toBytes();
 }
 
-export function parseMac(s: string): Uint8Array {
-  const p = s.split(/[:-]/);
-  if (p.length !== 6 || p.some((x) => !/^[0-9a-fA-F]{1,2}$/.test(x))) throw new Error(`bad MAC address "${s}"`);
-  return Uint8Array.from(p.map((x) => parseInt(x, 16)));
-}
-
-export function formatMac(b: Uint8Array, off = 0): string {
-  const out: string[] = [];
-  for (let i = 0; i < 6; i++) out.push(b[off + i]!.toString(16).padStart(2, '0'));
-  return out.join(':');
-}
+export { parseMac, formatMac } from '../../core/mac.js';
+import { parseMac } from '../../core/mac.js';
 
 function ethHeader(o: EthOpts, etherType: number): Uint8Array {
   const tags = (o.outerVlan !== undefined ? 1 : 0) + (o.vlan !== undefined ? 1 : 0);
