@@ -20,10 +20,9 @@ import {
   ServiceTable,
   SliceFilter,
   createScheduler,
-  ipv4HeaderChecksum,
   parseFrame,
   parseMac,
-  put16,
+  writeTcp4Frame,
   type RxBatch,
 } from '../core/index.js';
 import os from 'node:os';
@@ -35,39 +34,21 @@ const N = entriesArg >= 0 ? Number(args[entriesArg + 1]) : 1_000_000;
 const BATCH = 256;
 const FRAME = 64; // slot size; frames are 54 bytes
 const SHARED_MAC = '02:53:41:52:55:01';
-const VIP = [198, 18, 0, 100];
 
-/** Write an Ethernet/IPv4/TCP frame for flow i at buf[off..]. Returns its length. */
+const CLIENT_MAC = new Uint8Array([0x02, 0, 0, 0, 0, 0x99]);
+const VIP_V4 = 0xc6120064; // 198.18.0.100
+
+/** Write an Ethernet/IPv4/TCP frame for flow i at buf[off..]: client 198.18.128.0 + (i >> 4), port by i & 15. */
 function writeFrame(buf: Uint8Array, off: number, flow: number, flags: number): number {
-  const mac = parseMacCached();
-  buf.set(mac, off); // destination: the shared MAC
-  buf.set([0x02, 0, 0, 0, 0, 0x99], off + 6);
-  put16(buf, off + 12, 0x0800);
-  const ip = off + 14;
-  buf[ip] = 0x45;
-  buf[ip + 1] = 0;
-  put16(buf, ip + 2, 40);
-  put16(buf, ip + 4, 0);
-  put16(buf, ip + 6, 0x4000);
-  buf[ip + 8] = 64;
-  buf[ip + 9] = Proto.TCP;
-  put16(buf, ip + 10, 0);
-  // Client address 198.18.128.0/17 + (flow >> 4), client port 1024 + (flow & 15) * 4000 + ...
-  const client = (0xc6128000 + (flow >>> 4)) >>> 0;
-  buf[ip + 12] = client >>> 24;
-  buf[ip + 13] = (client >>> 16) & 0xff;
-  buf[ip + 14] = (client >>> 8) & 0xff;
-  buf[ip + 15] = client & 0xff;
-  buf.set(VIP, ip + 16);
-  put16(buf, ip + 10, ipv4HeaderChecksum(buf, ip, 20));
-  const tcp = ip + 20;
-  put16(buf, tcp, 1024 + (flow & 15) * 3000);
-  put16(buf, tcp + 2, 80);
-  buf.fill(0, tcp + 4, tcp + 20);
-  buf[tcp + 12] = 5 << 4;
-  buf[tcp + 13] = flags;
-  put16(buf, tcp + 14, 65535);
-  return 54;
+  return writeTcp4Frame(buf, off, {
+    dstMac: parseMacCached(),
+    srcMac: CLIENT_MAC,
+    saddr: (0xc6128000 + (flow >>> 4)) >>> 0,
+    daddr: VIP_V4,
+    sport: 1024 + (flow & 15) * 3000,
+    dport: 80,
+    flags,
+  });
 }
 let macCache: Uint8Array | null = null;
 function parseMacCached(): Uint8Array {

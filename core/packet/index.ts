@@ -5,3 +5,4 @@
 export * from './frame.js';
 export * from './checksum.js';
 export * from './parse.js';
+export * from './write.js';
