@@ -118,6 +118,10 @@ export class Engine {
   private readonly f = new ParsedFrame();
   private readonly flow = new FlowKey();
   private readonly scratchWords = new Uint32Array(4);
+  /** Results of natReturn(): virtual port, next-hop MAC and real server of the connection. */
+  private natVport = 0;
+  private natMac: Uint8Array = new Uint8Array(6);
+  private natRs: RealServer | null = null;
   private rules: CompiledRule[] = [];
   /** Per-frame chain heads found by the warm-up pass of processBatch. */
   private readonly warmHeads: Int32Array;
@@ -408,41 +412,52 @@ export class Engine {
 
   /** Real server -> client (NAT return traffic), or nothing of ours. */
   private processOut(buf: Uint8Array, f: ParsedFrame, flow: FlowKey): void {
-    const table = this.table;
-    const idx = table.lookupOut(flow);
-    if (idx < 0) {
-      this.counters.toHost++;
-      return;
-    }
-    const rs = this.services.registry.get(table.realServerId(idx));
-    if (rs === undefined || rs.fwd !== Fwd.NAT) {
-      this.counters.toHost++;
-      return;
-    }
-    const vaddr = this.scratchWords;
-    table.copyVirtualAddr(idx, vaddr);
-    const vport = table.virtualPort(idx);
-    if (!this.slice.accepts(flow.daddr, flow.dport, vaddr, vport)) {
-      this.drop(Drop.NOT_OUR_SLICE);
-      return;
-    }
-    const dmac = this.neighbours.lookup(flow.family, flow.daddr, 0);
-    if (dmac === null) {
-      this.drop(Drop.NO_NEIGHBOUR);
-      return;
-    }
-    if (this.tx.count >= this.tx.capacity) {
-      this.drop(Drop.TX_FULL);
-      return;
-    }
-    table.packet(idx, true, f.tcpFlags);
+    const idx = this.natReturn(flow);
+    if (idx < 0) return;
+    const rs = this.natRs!;
+    this.table.packet(idx, true, f.tcpFlags);
     const bytes = f.ipTotalLen;
     rs.stats.outPkts++;
     rs.stats.outBytes += bytes;
     rs.service.stats.outPkts++;
     rs.service.stats.outBytes += bytes;
-    rewriteNatOut(buf, f, vaddr, vport, dmac, this.sharedMac);
+    rewriteNatOut(buf, f, this.scratchWords, this.natVport, this.natMac, this.sharedMac);
     this.queueInPlace(f.frameOff, f.frameLen);
+  }
+
+  /**
+   * For a frame from a NAT real server towards a client (`flow`: saddr RIP,
+   * daddr CIP): find its connection, check the client side's bucket is ours,
+   * find the next hop and room to transmit. Returns the entry index, leaving
+   * the VIP in scratchWords and natVport/natMac/natRs set; or -1, counted
+   * (no NAT connection: the frame is the host's).
+   */
+  private natReturn(flow: FlowKey): number {
+    const table = this.table;
+    const idx = table.lookupOut(flow);
+    const rs = idx >= 0 ? this.services.registry.get(table.realServerId(idx)) : undefined;
+    if (rs === undefined || rs.fwd !== Fwd.NAT) {
+      this.counters.toHost++;
+      return -1;
+    }
+    table.copyVirtualAddr(idx, this.scratchWords);
+    this.natVport = table.virtualPort(idx);
+    if (!this.slice.accepts(flow.daddr, flow.dport, this.scratchWords, this.natVport)) {
+      this.drop(Drop.NOT_OUR_SLICE);
+      return -1;
+    }
+    const dmac = this.neighbours.lookup(flow.family, flow.daddr, 0);
+    if (dmac === null) {
+      this.drop(Drop.NO_NEIGHBOUR);
+      return -1;
+    }
+    if (this.tx.count >= this.tx.capacity) {
+      this.drop(Drop.TX_FULL);
+      return -1;
+    }
+    this.natMac = dmac;
+    this.natRs = rs;
+    return idx;
   }
 
   /**
@@ -460,7 +475,7 @@ export class Engine {
     flow.daddr.set(f.innerSaddr);
     flow.dport = f.innerSport;
     const table = this.table;
-    let idx = table.lookupIn(flow);
+    const idx = table.lookupIn(flow);
     if (idx >= 0) {
       if (!this.slice.accepts(flow.saddr, flow.sport, flow.daddr, flow.dport)) {
         this.drop(Drop.NOT_OUR_SLICE);
@@ -482,30 +497,9 @@ export class Engine {
     flow.sport = f.innerDport;
     flow.daddr.set(f.innerSaddr);
     flow.dport = f.innerSport;
-    idx = table.lookupOut(flow);
-    const rs = idx >= 0 ? this.services.registry.get(table.realServerId(idx)) : undefined;
-    if (rs === undefined || rs.fwd !== Fwd.NAT) {
-      this.counters.toHost++;
-      return;
-    }
-    const vaddr = this.scratchWords;
-    table.copyVirtualAddr(idx, vaddr);
-    const vport = table.virtualPort(idx);
-    if (!this.slice.accepts(flow.daddr, flow.dport, vaddr, vport)) {
-      this.drop(Drop.NOT_OUR_SLICE);
-      return;
-    }
-    const dmac = this.neighbours.lookup(f.family, f.daddr, 0);
-    if (dmac === null) {
-      this.drop(Drop.NO_NEIGHBOUR);
-      return;
-    }
-    if (this.tx.count >= this.tx.capacity) {
-      this.drop(Drop.TX_FULL);
-      return;
-    }
+    if (this.natReturn(flow) < 0) return;
     this.counters.icmpRelated++;
-    rewriteNatIcmpOut(buf, f, vaddr, vport, dmac, this.sharedMac);
+    rewriteNatIcmpOut(buf, f, this.scratchWords, this.natVport, this.natMac, this.sharedMac);
     this.queueInPlace(f.frameOff, f.frameLen);
   }
 

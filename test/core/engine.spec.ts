@@ -307,6 +307,26 @@ describe('Engine', () => {
     });
   });
 
+  describe('ICMP errors in NAT', () => {
+    it('sends an error from the real server side to the client with the VIP restored, as ip_vs_out_icmp', () => {
+      const { engine } = rig({ fwd: Fwd.NAT, weights: [1] });
+      run(engine, tcp4(40000, 'S'));
+      // The real server reports that the client's packet (client:40000 -> RIP:8080) could not be handled.
+      const inner = new PacketBuilder().ipv4({ src: '198.18.200.1', dst: '198.18.1.1' }).tcp({ sport: 40000, dport: 8080, flags: 'A' }).buildIp();
+      const err = new PacketBuilder()
+        .eth({ src: '02:00:00:00:01:01', dst: SHARED })
+        .ipv4({ src: '198.18.1.1', dst: '198.18.200.1' })
+        .icmp({ type: 3, code: 3, inner })
+        .build();
+      const [out] = run(engine, err);
+      assert.ok(out, 'the error is forwarded');
+      const rows = tsharkFields([out], ['eth.dst', 'ip.src', 'ip.dst', 'tcp.srcport', 'tcp.dstport']);
+      assert.deepEqual(rows[0], ['02:00:00:00:00:fe', VIP + ',198.18.200.1', '198.18.200.1,' + VIP, '40000', '80']);
+      assert.deepEqual(tsharkChecksumsOk([out]), [true]);
+      assert.equal(engine.counters.icmpRelated, 1);
+    });
+  });
+
   describe('bad input', () => {
     it('never throws on random bytes and counts every frame once', () => {
       const { engine } = rig();
