@@ -75,9 +75,15 @@ export class RealServer {
   weight: number;
   upperThreshold: number;
   lowerThreshold: number;
-  /** Connections in ESTABLISHED (or, for UDP/ICMP, any live entry). */
+  /**
+   * TCP connections in an active state (ESTABLISHED, SYN_SENT, SYN_RECV, SYNACK:
+   * tcp_state_active in ip_vs_proto_tcp.c). ipvsadm's "ActiveConn".
+   */
   activeConns = 0;
-  /** Connections in any other state. */
+  /**
+   * Every other entry: TCP in other states, and all UDP and ICMP entries, which
+   * IPVS never counts as active. ipvsadm's "InActConn".
+   */
   inactConns = 0;
   /** Persistence templates pointing here. */
   persistConns = 0;
