@@ -191,7 +191,7 @@ export class Engine {
 
   /**
    * Warm-up pass over a batch: for untagged IPv4 TCP/UDP frames, load the
-   * connection table's hash-chain head, then the first entry of each chain.
+   * connection table's hash-chain head, then the first two entries of each chain.
    * The loads of different frames are independent, so the CPU overlaps their
    * cache and TLB misses instead of taking them one frame at a time; the real
    * pass then finds them in cache. Only a hint: it reads, never decides.
