@@ -403,11 +403,11 @@ export class Engine {
           this.sendTooBig(buf, f);
           return;
         }
-        this.queueScratch(at, n);
+        this.queue(at, n, 1);
         return;
       }
     }
-    this.queueInPlace(f.frameOff, f.frameLen);
+    this.queue(f.frameOff, f.frameLen, 0);
   }
 
   /** Real server -> client (NAT return traffic), or nothing of ours. */
@@ -422,7 +422,7 @@ export class Engine {
     rs.service.stats.outPkts++;
     rs.service.stats.outBytes += bytes;
     rewriteNatOut(buf, f, this.scratchWords, this.natVport, this.natMac, this.sharedMac);
-    this.queueInPlace(f.frameOff, f.frameLen);
+    this.queue(f.frameOff, f.frameLen, 0);
   }
 
   /**
@@ -500,7 +500,7 @@ export class Engine {
     if (this.natReturn(flow) < 0) return;
     this.counters.icmpRelated++;
     rewriteNatIcmpOut(buf, f, this.scratchWords, this.natVport, this.natMac, this.sharedMac);
-    this.queueInPlace(f.frameOff, f.frameLen);
+    this.queue(f.frameOff, f.frameLen, 0);
   }
 
   /** Tunnel would exceed the MTU: tell the client, as ip_vs_tunnel_xmit's icmp_send. */
@@ -514,26 +514,18 @@ export class Engine {
     const n = buildTooBig(buf, f, tx.scratch, at, this.mtu, f.daddr, dmac, this.sharedMac);
     if (n > 0) {
       this.counters.icmpTooBigSent++;
-      this.queueScratch(at, n);
+      this.queue(at, n, 1);
     }
   }
 
-  private queueInPlace(off: number, len: number): void {
+  /** Queue a frame for transmit: in the receive buffer (scratch 0) or built in the scratch buffer (1). */
+  private queue(off: number, len: number, scratch: 0 | 1): void {
     const tx = this.tx;
     const i = tx.count++;
     tx.off[i] = off;
     tx.len[i] = len;
-    tx.inScratch[i] = 0;
-    this.counters.txFrames++;
-  }
-
-  private queueScratch(off: number, len: number): void {
-    const tx = this.tx;
-    const i = tx.count++;
-    tx.off[i] = off;
-    tx.len[i] = len;
-    tx.inScratch[i] = 1;
-    tx.scratchUsed += len;
+    tx.inScratch[i] = scratch;
+    tx.scratchUsed += scratch * len;
     this.counters.txFrames++;
   }
 

@@ -61,6 +61,57 @@ import {
 } from './states.js';
 
 /** Entry flag bits. */
+
+/**
+ * Entry layout, defined once: byte offsets in the two per-entry blocks (see
+ * the module comment). The typed-array views index them as offset / width;
+ * test/core/conn/layout.spec.ts checks bounds, alignment and overlaps.
+ */
+export const CONN_LAYOUT = {
+  /** Key block: what a lookup reads. */
+  key: {
+    bytes: 32,
+    caddr: { off: 0, width: 4, count: 4 },
+    cport: { off: 16, width: 2, count: 1 },
+    vport: { off: 18, width: 2, count: 1 },
+    flags: { off: 20, width: 2, count: 1 },
+    vip: { off: 22, width: 2, count: 1 },
+    hnext: { off: 24, width: 4, count: 1 },
+    proto: { off: 28, width: 1, count: 1 },
+    state: { off: 29, width: 1, count: 1 },
+    oldState: { off: 30, width: 1, count: 1 },
+  },
+  /** Per-packet block: what packet() updates. */
+  pkt: {
+    bytes: 16,
+    rs: { off: 0, width: 4, count: 1 },
+    pkts: { off: 4, width: 4, count: 1 },
+    expiry: { off: 8, width: 4, count: 1 },
+    control: { off: 12, width: 4, count: 1 },
+  },
+} as const;
+const K = CONN_LAYOUT.key;
+const P = CONN_LAYOUT.pkt;
+/** Strides of the views, in elements per entry. */
+const K32 = K.bytes / 4;
+const K16 = K.bytes / 2;
+const K8 = K.bytes;
+const P32 = P.bytes / 4;
+/** Element indexes of the fields within an entry, per view. */
+const K_CADDR = K.caddr.off / 4;
+const K_HNEXT = K.hnext.off / 4;
+const K_CPORT = K.cport.off / 2;
+const K_VPORT = K.vport.off / 2;
+const K_FLAGS = K.flags.off / 2;
+const K_VIP = K.vip.off / 2;
+const K_PROTO = K.proto.off;
+const K_STATE = K.state.off;
+const K_OLDSTATE = K.oldState.off;
+const P_RS = P.rs.off / 4;
+const P_PKTS = P.pkts.off / 4;
+const P_EXPIRY = P.expiry.off / 4;
+const P_CONTROL = P.control.off / 4;
+
 const F_LIVE = 0x01;
 const F_V6 = 0x02;
 /** IP_VS_CONN_F_TEMPLATE. */
@@ -330,18 +381,18 @@ export class ConnTable {
     }
     this.seed = (init.hashSeed ?? 0x2545f491) | 0;
 
-    const keys = new ArrayBuffer(cap * 32);
+    const keys = new ArrayBuffer(cap * K.bytes);
     this.k32 = new Uint32Array(keys);
     this.k16 = new Uint16Array(keys);
     this.k8 = new Uint8Array(keys);
     this.ki32 = new Int32Array(keys);
-    const per = new ArrayBuffer(cap * 16);
+    const per = new ArrayBuffer(cap * P.bytes);
     this.p32 = new Uint32Array(per);
     this.pi32 = new Int32Array(per);
     this.wnext = new Int32Array(cap);
     this.wprev = new Int32Array(cap);
     this.heads = new Int32Array(cap).fill(-1);
-    for (let i = 0; i < cap; i++) this.ki32[i * 8 + 6] = i + 1 < cap ? i + 1 : -1;
+    for (let i = 0; i < cap; i++) this.ki32[i * K32 + K_HNEXT] = i + 1 < cap ? i + 1 : -1;
     this.freeHead = 0;
 
     const tick = init.wheelTickMs ?? 128;
@@ -405,7 +456,7 @@ export class ConnTable {
   }
 
   private vipMatches(i: number, family: Family, w: Uint32Array): boolean {
-    const v = this.k16[i * 16 + 11]!;
+    const v = this.k16[i * K16 + K_VIP]!;
     return this.vips.family[v] === family && addrEquals(this.vips.words, v * 4, w, 0);
   }
 
@@ -416,14 +467,14 @@ export class ConnTable {
    */
   lookupIn(flow: FlowKey): number {
     const fam6 = flow.family === 6 ? F_V6 : 0;
-    for (let i = this.heads[this.bucket(flow.protocol, flow.saddr, 0, flow.sport)]!; i >= 0; i = this.ki32[i * 8 + 6]!) {
-      const f = this.k16[i * 16 + 10]!;
+    for (let i = this.heads[this.bucket(flow.protocol, flow.saddr, 0, flow.sport)]!; i >= 0; i = this.ki32[i * K32 + K_HNEXT]!) {
+      const f = this.k16[i * K16 + K_FLAGS]!;
       if (
-        this.k16[i * 16 + 8] === flow.sport &&
-        this.k16[i * 16 + 9] === flow.dport &&
-        this.k8[i * 32 + 28] === flow.protocol &&
+        this.k16[i * K16 + K_CPORT] === flow.sport &&
+        this.k16[i * K16 + K_VPORT] === flow.dport &&
+        this.k8[i * K8 + K_PROTO] === flow.protocol &&
         (f & (F_TEMPLATE | F_V6)) === fam6 &&
-        addrEquals(this.k32, i * 8, flow.saddr, 0) &&
+        addrEquals(this.k32, i * K32 + K_CADDR, flow.saddr, 0) &&
         this.vipMatches(i, flow.family, flow.daddr)
       ) {
         return i;
@@ -449,8 +500,8 @@ export class ConnTable {
    * chain, or -1, for the caller to warm in a further pass.
    */
   warmEntry(idx: number): number {
-    this.warmSink ^= this.k32[idx * 8]! ^ this.p32[idx * 4]!;
-    return this.ki32[idx * 8 + 6]!;
+    this.warmSink ^= this.k32[idx * K32]! ^ this.p32[idx * P32]!;
+    return this.ki32[idx * K32 + K_HNEXT]!;
   }
 
   /** Accumulates warm-up reads so the compiler cannot drop them. */
@@ -461,18 +512,18 @@ export class ConnTable {
    * sport = RPORT, daddr = CIP, dport = CPORT. -1 when absent. No allocation.
    */
   lookupOut(flow: FlowKey): number {
-    for (let i = this.heads[this.bucket(flow.protocol, flow.daddr, 0, flow.dport)]!; i >= 0; i = this.ki32[i * 8 + 6]!) {
+    for (let i = this.heads[this.bucket(flow.protocol, flow.daddr, 0, flow.dport)]!; i >= 0; i = this.ki32[i * K32 + K_HNEXT]!) {
       if (
-        this.k16[i * 16 + 8] !== flow.dport ||
-        this.k8[i * 32 + 28] !== flow.protocol ||
-        (this.k16[i * 16 + 10]! & F_TEMPLATE) !== 0 ||
-        !addrEquals(this.k32, i * 8, flow.daddr, 0)
+        this.k16[i * K16 + K_CPORT] !== flow.dport ||
+        this.k8[i * K8 + K_PROTO] !== flow.protocol ||
+        (this.k16[i * K16 + K_FLAGS]! & F_TEMPLATE) !== 0 ||
+        !addrEquals(this.k32, i * K32 + K_CADDR, flow.daddr, 0)
       ) {
         continue;
       }
-      const rs = this.services.registry.get(this.p32[i * 4 + 0]!);
+      const rs = this.services.registry.get(this.p32[i * P32 + P_RS]!);
       if (rs === undefined || rs.addr.family !== flow.family || !addrEquals(rs.addr.words, 0, flow.saddr, 0)) continue;
-      if ((rs.port || this.k16[i * 16 + 9]!) === flow.sport) return i;
+      if ((rs.port || this.k16[i * K16 + K_VPORT]!) === flow.sport) return i;
     }
     return -1;
   }
@@ -485,12 +536,12 @@ export class ConnTable {
    */
   lookupTemplate(key: FlowKey): number {
     const fam6 = key.family === 6 ? F_V6 : 0;
-    for (let i = this.heads[this.bucket(key.protocol, key.saddr, 0, 0)]!; i >= 0; i = this.ki32[i * 8 + 6]!) {
+    for (let i = this.heads[this.bucket(key.protocol, key.saddr, 0, 0)]!; i >= 0; i = this.ki32[i * K32 + K_HNEXT]!) {
       if (
-        this.k16[i * 16 + 9] === key.dport &&
-        this.k8[i * 32 + 28] === key.protocol &&
-        (this.k16[i * 16 + 10]! & (F_TEMPLATE | F_V6)) === (F_TEMPLATE | fam6) &&
-        addrEquals(this.k32, i * 8, key.saddr, 0) &&
+        this.k16[i * K16 + K_VPORT] === key.dport &&
+        this.k8[i * K8 + K_PROTO] === key.protocol &&
+        (this.k16[i * K16 + K_FLAGS]! & (F_TEMPLATE | F_V6)) === (F_TEMPLATE | fam6) &&
+        addrEquals(this.k32, i * K32 + K_CADDR, key.saddr, 0) &&
         this.vipMatches(i, key.family, key.daddr)
       ) {
         return i;
@@ -506,35 +557,35 @@ export class ConnTable {
     if (idx < 0) return -1;
     const v = this.vips.acquire(family, vaddr, 0, fwmark);
     if (v < 0) return -1;
-    this.freeHead = this.ki32[idx * 8 + 6]!;
-    this.k16[idx * 16 + 11] = v;
+    this.freeHead = this.ki32[idx * K32 + K_HNEXT]!;
+    this.k16[idx * K16 + K_VIP] = v;
     this.liveCount++;
     return idx;
   }
 
   private hashIn(idx: number): void {
-    const b = this.bucket(this.k8[idx * 32 + 28]!, this.k32, idx * 8, this.k16[idx * 16 + 8]!);
-    this.ki32[idx * 8 + 6] = this.heads[b]!;
+    const b = this.bucket(this.k8[idx * K8 + K_PROTO]!, this.k32, idx * K32 + K_CADDR, this.k16[idx * K16 + K_CPORT]!);
+    this.ki32[idx * K32 + K_HNEXT] = this.heads[b]!;
     this.heads[b] = idx;
-    this.k16[idx * 16 + 10]! |= F_HASHED;
+    this.k16[idx * K16 + K_FLAGS]! |= F_HASHED;
   }
 
   private unhash(idx: number): void {
-    if ((this.k16[idx * 16 + 10]! & F_HASHED) === 0) return;
-    const b = this.bucket(this.k8[idx * 32 + 28]!, this.k32, idx * 8, this.k16[idx * 16 + 8]!);
+    if ((this.k16[idx * K16 + K_FLAGS]! & F_HASHED) === 0) return;
+    const b = this.bucket(this.k8[idx * K8 + K_PROTO]!, this.k32, idx * K32 + K_CADDR, this.k16[idx * K16 + K_CPORT]!);
     let p = -1;
-    for (let j = this.heads[b]!; j >= 0; p = j, j = this.ki32[j * 8 + 6]!) {
+    for (let j = this.heads[b]!; j >= 0; p = j, j = this.ki32[j * K32 + K_HNEXT]!) {
       if (j !== idx) continue;
-      if (p < 0) this.heads[b] = this.ki32[j * 8 + 6]!;
-      else this.ki32[p * 8 + 6] = this.ki32[j * 8 + 6]!;
+      if (p < 0) this.heads[b] = this.ki32[j * K32 + K_HNEXT]!;
+      else this.ki32[p * K32 + K_HNEXT] = this.ki32[j * K32 + K_HNEXT]!;
       break;
     }
-    this.ki32[idx * 8 + 6] = -1;
-    this.k16[idx * 16 + 10]! &= ~F_HASHED;
+    this.ki32[idx * K32 + K_HNEXT] = -1;
+    this.k16[idx * K16 + K_FLAGS]! &= ~F_HASHED;
   }
 
   private setCaddr(idx: number, w: Uint32Array): void {
-    const o = idx * 8;
+    const o = idx * K32 + K_CADDR;
     this.k32[o] = w[0]!;
     this.k32[o + 1] = w[1]!;
     this.k32[o + 2] = w[2]!;
@@ -543,6 +594,40 @@ export class ConnTable {
 
   private now32(): number {
     return Math.floor(this.clock.now()) >>> 0;
+  }
+
+  /**
+   * Write every field of a freshly allocated entry, hash it and put it on the
+   * timer wheel: the one initialisation shared by connections, templates and
+   * synced entries. `control` is the template of a connection (or -1), or a
+   * template's count of controlled connections; `expiry` is ms mod 2^32.
+   */
+  private initEntry(
+    idx: number,
+    caddr: Uint32Array,
+    cport: number,
+    vport: number,
+    protocol: number,
+    state: number,
+    flags: number,
+    rsId: number,
+    packets: number,
+    control: number,
+    expiry: number,
+  ): void {
+    this.setCaddr(idx, caddr);
+    this.k16[idx * K16 + K_CPORT] = cport;
+    this.k16[idx * K16 + K_VPORT] = vport;
+    this.k8[idx * K8 + K_PROTO] = protocol;
+    this.k8[idx * K8 + K_STATE] = state;
+    this.k8[idx * K8 + K_OLDSTATE] = state;
+    this.k16[idx * K16 + K_FLAGS] = flags;
+    this.p32[idx * P32 + P_RS] = rsId;
+    this.p32[idx * P32 + P_PKTS] = packets;
+    this.pi32[idx * P32 + P_CONTROL] = control;
+    this.hashIn(idx);
+    this.p32[idx * P32 + P_EXPIRY] = expiry;
+    this.wheelLink(idx);
   }
 
   /**
@@ -562,29 +647,14 @@ export class ConnTable {
       this.counters.dropsFull++;
       return -1;
     }
-    this.setCaddr(idx, flow.saddr);
-    this.k16[idx * 16 + 8] = flow.sport;
-    this.k16[idx * 16 + 9] = flow.dport;
-    this.k8[idx * 32 + 28] = flow.protocol;
-    this.k8[idx * 32 + 29] = TcpState.NONE;
-    this.k8[idx * 32 + 30] = TcpState.NONE;
-    this.k16[idx * 16 + 10] =
-      F_LIVE |
-      (flow.family === 6 ? F_V6 : 0) |
-      F_INACTIVE |
-      (rs.fwd !== Fwd.NAT ? F_NOOUTPUT : 0) |
-      ((rs.fwd << FWD_SHIFT) & FWD_MASK);
-    this.p32[idx * 4 + 0] = rs.id;
-    this.p32[idx * 4 + 1] = 0;
-    if (templateIdx >= 0 && (this.k16[templateIdx * 16 + 10]! & (F_LIVE | F_TEMPLATE)) === (F_LIVE | F_TEMPLATE)) {
-      this.pi32[idx * 4 + 3] = templateIdx;
-      this.pi32[templateIdx * 4 + 3]!++;
-    } else {
-      this.pi32[idx * 4 + 3] = -1;
+    let control = -1;
+    if (templateIdx >= 0 && (this.k16[templateIdx * K16 + K_FLAGS]! & (F_LIVE | F_TEMPLATE)) === (F_LIVE | F_TEMPLATE)) {
+      control = templateIdx;
+      this.pi32[templateIdx * P32 + P_CONTROL]!++;
     }
-    this.hashIn(idx);
-    this.p32[idx * 4 + 2] = (this.now32() + NEW_ENTRY_TIMEOUT_MS) >>> 0;
-    this.wheelLink(idx);
+    const flags =
+      F_LIVE | (flow.family === 6 ? F_V6 : 0) | F_INACTIVE | (rs.fwd !== Fwd.NAT ? F_NOOUTPUT : 0) | ((rs.fwd << FWD_SHIFT) & FWD_MASK);
+    this.initEntry(idx, flow.saddr, flow.sport, flow.dport, flow.protocol, TcpState.NONE, flags, rs.id, 0, control, (this.now32() + NEW_ENTRY_TIMEOUT_MS) >>> 0);
     rs.bind(false, true);
     this.counters.created++;
     return idx;
@@ -601,19 +671,8 @@ export class ConnTable {
       this.counters.dropsFull++;
       return -1;
     }
-    this.setCaddr(idx, key.saddr);
-    this.k16[idx * 16 + 8] = 0;
-    this.k16[idx * 16 + 9] = key.dport;
-    this.k8[idx * 32 + 28] = key.protocol;
-    this.k8[idx * 32 + 29] = 0;
-    this.k8[idx * 32 + 30] = 0;
-    this.k16[idx * 16 + 10] = F_LIVE | F_TEMPLATE | (key.family === 6 ? F_V6 : 0) | ((rs.fwd << FWD_SHIFT) & FWD_MASK);
-    this.p32[idx * 4 + 0] = rs.id;
-    this.p32[idx * 4 + 1] = 0;
-    this.pi32[idx * 4 + 3] = 0;
-    this.hashIn(idx);
-    this.p32[idx * 4 + 2] = (this.now32() + clampTimeout(timeoutMs)) >>> 0;
-    this.wheelLink(idx);
+    const flags = F_LIVE | F_TEMPLATE | (key.family === 6 ? F_V6 : 0) | ((rs.fwd << FWD_SHIFT) & FWD_MASK);
+    this.initEntry(idx, key.saddr, 0, key.dport, key.protocol, 0, flags, rs.id, 0, 0, (this.now32() + clampTimeout(timeoutMs)) >>> 0);
     rs.bind(true, false);
     this.counters.created++;
     return idx;
@@ -627,7 +686,7 @@ export class ConnTable {
    * controls keep it alive.
    */
   checkTemplate(idx: number, expireQuiescent = false): boolean {
-    const rs = this.services.registry.get(this.p32[idx * 4 + 0]!);
+    const rs = this.services.registry.get(this.p32[idx * P32 + P_RS]!);
     if (rs !== undefined && rs.available && !(expireQuiescent && rs.weight === 0)) return true;
     this.unhash(idx);
     return false;
@@ -650,9 +709,9 @@ export class ConnTable {
    * sync event as ip_vs_sync_conn_needed would. No allocation.
    */
   packet(idx: number, dirOut: boolean, tcpFlags: number): void {
-    let f = this.k16[idx * 16 + 10]!;
+    let f = this.k16[idx * K16 + K_FLAGS]!;
     if ((f & (F_LIVE | F_TEMPLATE)) !== F_LIVE) return;
-    const protocol = this.k8[idx * 32 + 28]!;
+    const protocol = this.k8[idx * K8 + K_PROTO]!;
     let timeout: number;
     if (protocol === Proto.TCP) {
       let dir: TcpDir = dirOut ? TcpDir.OUTPUT : TcpDir.INPUT;
@@ -660,30 +719,30 @@ export class ConnTable {
         if (dirOut) f &= ~F_NOOUTPUT;
         else dir = TcpDir.INPUT_ONLY;
       }
-      const cur = this.k8[idx * 32 + 29]!;
+      const cur = this.k8[idx * K8 + K_STATE]!;
       const next = tcpNextState(dir, tcpFlags, cur);
       if (next !== cur) {
         const active = tcpStateActive(next);
         if ((f & F_INACTIVE) === 0 && !active) {
-          this.services.registry.get(this.p32[idx * 4 + 0]!)?.moveActive(true);
+          this.services.registry.get(this.p32[idx * P32 + P_RS]!)?.moveActive(true);
           f |= F_INACTIVE;
         } else if ((f & F_INACTIVE) !== 0 && active) {
-          this.services.registry.get(this.p32[idx * 4 + 0]!)?.moveActive(false);
+          this.services.registry.get(this.p32[idx * P32 + P_RS]!)?.moveActive(false);
           f &= ~F_INACTIVE;
         }
-        this.k8[idx * 32 + 29] = next;
+        this.k8[idx * K8 + K_STATE] = next;
       }
-      this.k16[idx * 16 + 10] = f;
+      this.k16[idx * K16 + K_FLAGS] = f;
       timeout = this.timeouts.tcpMs[next]!;
     } else {
       timeout = this.timeouts.forState(protocol, 0);
     }
     this.setExpiry(idx, (this.now32() + timeout) >>> 0);
     if (dirOut) return;
-    const pkts = (this.p32[idx * 4 + 1]! + 1) >>> 0;
-    this.p32[idx * 4 + 1] = pkts;
-    const t = this.pi32[idx * 4 + 3]!;
-    if (t >= 0) this.p32[t * 4 + 1] = (this.p32[t * 4 + 1]! + 1) >>> 0;
+    const pkts = (this.p32[idx * P32 + P_PKTS]! + 1) >>> 0;
+    this.p32[idx * P32 + P_PKTS] = pkts;
+    const t = this.pi32[idx * P32 + P_CONTROL]!;
+    if (t >= 0) this.p32[t * P32 + P_PKTS] = (this.p32[t * P32 + P_PKTS]! + 1) >>> 0;
     if (this.syncNeeded(idx, pkts)) {
       this.pushSync(idx);
       // "synchronize its controller if it has" (ip_vs_sync_conn).
@@ -700,15 +759,15 @@ export class ConnTable {
    * period 0, when pkts == threshold). Other protocols: the packet rule only.
    */
   private syncNeeded(idx: number, pkts: number): boolean {
-    const s = this.k8[idx * 32 + 29]!;
-    if (this.k8[idx * 32 + 28] === Proto.TCP) {
+    const s = this.k8[idx * K8 + K_STATE]!;
+    if (this.k8[idx * K8 + K_PROTO] === Proto.TCP) {
       if (((1 << s) & SYNC_STATES) === 0) return false;
-      const force = s !== this.k8[idx * 32 + 30];
+      const force = s !== this.k8[idx * K8 + K_OLDSTATE];
       if (!(force && s !== TcpState.ESTABLISHED) && !this.packetRule(pkts)) return false;
     } else if (!this.packetRule(pkts)) {
       return false;
     }
-    this.k8[idx * 32 + 30] = s;
+    this.k8[idx * K8 + K_OLDSTATE] = s;
     return true;
   }
 
@@ -738,7 +797,7 @@ export class ConnTable {
     while (this.ringHead !== this.ringTail) {
       const idx = this.ring[this.ringHead & this.ringMask]!;
       this.ringHead++;
-      if ((this.k16[idx * 16 + 10]! & F_LIVE) === 0) continue;
+      if ((this.k16[idx * K16 + K_FLAGS]! & F_LIVE) === 0) continue;
       fn(idx);
       n++;
     }
@@ -757,7 +816,7 @@ export class ConnTable {
   }
 
   private wheelLink(idx: number): void {
-    const s = this.slotOf(this.p32[idx * 4 + 2]!);
+    const s = this.slotOf(this.p32[idx * P32 + P_EXPIRY]!);
     const h = this.wheel[s]!;
     this.wnext[idx] = h;
     this.wprev[idx] = -1 - s; // negative: head of slot s
@@ -779,8 +838,8 @@ export class ConnTable {
    * entry's slot is never after its expiry.
    */
   private setExpiry(idx: number, exp: number): void {
-    const old = this.p32[idx * 4 + 2]!;
-    this.p32[idx * 4 + 2] = exp;
+    const old = this.p32[idx * P32 + P_EXPIRY]!;
+    this.p32[idx * P32 + P_EXPIRY] = exp;
     if (((exp - old) | 0) < 0) {
       this.wheelUnlink(idx);
       this.wheelLink(idx);
@@ -806,10 +865,10 @@ export class ConnTable {
       let i = this.wheel[slot]!;
       while (i >= 0) {
         const next = this.wnext[i]!;
-        const exp = this.p32[i * 4 + 2]!;
+        const exp = this.p32[i * P32 + P_EXPIRY]!;
         if (timeAfterEq(now, exp)) {
-          if ((this.k16[i * 16 + 10]! & F_TEMPLATE) !== 0 && this.pi32[i * 4 + 3]! > 0) {
-            this.p32[i * 4 + 2] = (now + TEMPLATE_REARM_MS) >>> 0;
+          if ((this.k16[i * K16 + K_FLAGS]! & F_TEMPLATE) !== 0 && this.pi32[i * P32 + P_CONTROL]! > 0) {
+            this.p32[i * P32 + P_EXPIRY] = (now + TEMPLATE_REARM_MS) >>> 0;
             this.wheelUnlink(i);
             this.wheelLink(i);
             this.pushSync(i);
@@ -833,20 +892,20 @@ export class ConnTable {
   }
 
   private free(idx: number): void {
-    const f = this.k16[idx * 16 + 10]!;
+    const f = this.k16[idx * K16 + K_FLAGS]!;
     this.unhash(idx);
     this.wheelUnlink(idx);
     const template = (f & F_TEMPLATE) !== 0;
     if (!template) {
-      const t = this.pi32[idx * 4 + 3]!;
-      if (t >= 0) this.pi32[t * 4 + 3]!--;
+      const t = this.pi32[idx * P32 + P_CONTROL]!;
+      if (t >= 0) this.pi32[t * P32 + P_CONTROL]!--;
     }
-    this.k16[idx * 16 + 10] = 0;
-    this.vips.release(this.k16[idx * 16 + 11]!);
-    this.ki32[idx * 8 + 6] = this.freeHead;
+    this.k16[idx * K16 + K_FLAGS] = 0;
+    this.vips.release(this.k16[idx * K16 + K_VIP]!);
+    this.ki32[idx * K32 + K_HNEXT] = this.freeHead;
     this.freeHead = idx;
     this.liveCount--;
-    this.services.registry.get(this.p32[idx * 4 + 0]!)?.unbind(template, (f & F_INACTIVE) !== 0);
+    this.services.registry.get(this.p32[idx * P32 + P_RS]!)?.unbind(template, (f & F_INACTIVE) !== 0);
   }
 
   /**
@@ -857,9 +916,9 @@ export class ConnTable {
    * Returns true when the entry was freed.
    */
   remove(idx: number): boolean {
-    const f = this.k16[idx * 16 + 10]!;
+    const f = this.k16[idx * K16 + K_FLAGS]!;
     if ((f & F_LIVE) === 0) return false;
-    if ((f & F_TEMPLATE) !== 0 && this.pi32[idx * 4 + 3]! > 0) {
+    if ((f & F_TEMPLATE) !== 0 && this.pi32[idx * P32 + P_CONTROL]! > 0) {
       this.unhash(idx);
       this.setExpiry(idx, this.now32());
       return false;
@@ -873,79 +932,79 @@ export class ConnTable {
 
   /** Whether `idx` holds a live entry. */
   isLive(idx: number): boolean {
-    return idx >= 0 && idx < this.capacity && (this.k16[idx * 16 + 10]! & F_LIVE) !== 0;
+    return idx >= 0 && idx < this.capacity && (this.k16[idx * K16 + K_FLAGS]! & F_LIVE) !== 0;
   }
   state(idx: number): number {
-    return this.k8[idx * 32 + 29]!;
+    return this.k8[idx * K8 + K_STATE]!;
   }
   /** ipvsadm -L -c state column. */
   stateName(idx: number): string {
-    return stateName(this.k8[idx * 32 + 28]!, this.k8[idx * 32 + 29]!, (this.k16[idx * 16 + 10]! & F_TEMPLATE) !== 0);
+    return stateName(this.k8[idx * K8 + K_PROTO]!, this.k8[idx * K8 + K_STATE]!, (this.k16[idx * K16 + K_FLAGS]! & F_TEMPLATE) !== 0);
   }
   protocol(idx: number): number {
-    return this.k8[idx * 32 + 28]!;
+    return this.k8[idx * K8 + K_PROTO]!;
   }
   family(idx: number): Family {
-    return (this.k16[idx * 16 + 10]! & F_V6) !== 0 ? 6 : 4;
+    return (this.k16[idx * K16 + K_FLAGS]! & F_V6) !== 0 ? 6 : 4;
   }
   realServerId(idx: number): number {
-    return this.p32[idx * 4 + 0]!;
+    return this.p32[idx * P32 + P_RS]!;
   }
   /** The bound real server (an array read in the registry). */
   realServer(idx: number): RealServer | undefined {
-    return this.services.registry.get(this.p32[idx * 4 + 0]!);
+    return this.services.registry.get(this.p32[idx * P32 + P_RS]!);
   }
   /** Port on the real server: its configured port, or the virtual port when that is 0. */
   realPort(idx: number): number {
-    const rs = this.services.registry.get(this.p32[idx * 4 + 0]!);
-    return (rs?.port || this.k16[idx * 16 + 9]!) & 0xffff;
+    const rs = this.services.registry.get(this.p32[idx * P32 + P_RS]!);
+    return (rs?.port || this.k16[idx * K16 + K_VPORT]!) & 0xffff;
   }
   clientPort(idx: number): number {
-    return this.k16[idx * 16 + 8]!;
+    return this.k16[idx * K16 + K_CPORT]!;
   }
   virtualPort(idx: number): number {
-    return this.k16[idx * 16 + 9]!;
+    return this.k16[idx * K16 + K_VPORT]!;
   }
   /** Forwarding method fixed at creation. */
   fwd(idx: number): Fwd {
-    return ((this.k16[idx * 16 + 10]! & FWD_MASK) >> FWD_SHIFT) as Fwd;
+    return ((this.k16[idx * K16 + K_FLAGS]! & FWD_MASK) >> FWD_SHIFT) as Fwd;
   }
   fwmark(idx: number): number {
-    return this.vips.fwmark[this.k16[idx * 16 + 11]!]!;
+    return this.vips.fwmark[this.k16[idx * K16 + K_VIP]!]!;
   }
   isSynced(idx: number): boolean {
-    return (this.k16[idx * 16 + 10]! & F_SYNCED) !== 0;
+    return (this.k16[idx * K16 + K_FLAGS]! & F_SYNCED) !== 0;
   }
   isTemplate(idx: number): boolean {
-    return (this.k16[idx * 16 + 10]! & F_TEMPLATE) !== 0;
+    return (this.k16[idx * K16 + K_FLAGS]! & F_TEMPLATE) !== 0;
   }
   /** Counted in the real server's inactConns (IP_VS_CONN_F_INACTIVE). */
   isInactive(idx: number): boolean {
-    return (this.k16[idx * 16 + 10]! & F_INACTIVE) !== 0;
+    return (this.k16[idx * K16 + K_FLAGS]! & F_INACTIVE) !== 0;
   }
   /** The controlling template of a connection, or -1. */
   templateOf(idx: number): number {
-    return (this.k16[idx * 16 + 10]! & F_TEMPLATE) !== 0 ? -1 : this.pi32[idx * 4 + 3]!;
+    return (this.k16[idx * K16 + K_FLAGS]! & F_TEMPLATE) !== 0 ? -1 : this.pi32[idx * P32 + P_CONTROL]!;
   }
   /** Connections controlled by a template (n_control); 0 for connections. */
   controlled(idx: number): number {
-    return (this.k16[idx * 16 + 10]! & F_TEMPLATE) !== 0 ? this.pi32[idx * 4 + 3]! : 0;
+    return (this.k16[idx * K16 + K_FLAGS]! & F_TEMPLATE) !== 0 ? this.pi32[idx * P32 + P_CONTROL]! : 0;
   }
   /** Milliseconds until expiry (0 when due). */
   remainingMs(idx: number): number {
-    const r = (this.p32[idx * 4 + 2]! - this.now32()) | 0;
+    const r = (this.p32[idx * P32 + P_EXPIRY]! - this.now32()) | 0;
     return r > 0 ? r : 0;
   }
   packets(idx: number): number {
-    return this.p32[idx * 4 + 1]!;
+    return this.p32[idx * P32 + P_PKTS]!;
   }
   /** Copy the client address words into out[off..off+3]. */
   copyClientAddr(idx: number, out: Uint32Array, off = 0): void {
-    for (let k = 0; k < 4; k++) out[off + k] = this.k32[idx * 8 + k]!;
+    for (let k = 0; k < 4; k++) out[off + k] = this.k32[idx * K32 + K_CADDR + k]!;
   }
   /** Copy the virtual address words into out[off..off+3]. */
   copyVirtualAddr(idx: number, out: Uint32Array, off = 0): void {
-    const v = this.k16[idx * 16 + 11]!;
+    const v = this.k16[idx * K16 + K_VIP]!;
     for (let k = 0; k < 4; k++) out[off + k] = this.vips.words[v * 4 + k]!;
   }
 
@@ -954,7 +1013,7 @@ export class ConnTable {
    * it is given. Not for the packet path (visits every slot).
    */
   forEach(fn: (idx: number) => void): void {
-    for (let i = 0; i < this.capacity; i++) if ((this.k16[i * 16 + 10]! & F_LIVE) !== 0) fn(i);
+    for (let i = 0; i < this.capacity; i++) if ((this.k16[i * K16 + K_FLAGS]! & F_LIVE) !== 0) fn(i);
   }
 
   // ------------------------------------------------------------------- sync
@@ -965,12 +1024,12 @@ export class ConnTable {
    */
   snapshot(idx: number, out: ConnSnapshot): boolean {
     if (!this.isLive(idx)) return false;
-    const f = this.k16[idx * 16 + 10]!;
+    const f = this.k16[idx * K16 + K_FLAGS]!;
     out.family = (f & F_V6) !== 0 ? 6 : 4;
-    out.protocol = this.k8[idx * 32 + 28]!;
+    out.protocol = this.k8[idx * K8 + K_PROTO]!;
     this.copyClientAddr(idx, out.caddr);
     this.copyVirtualAddr(idx, out.vaddr);
-    const rs = this.services.registry.get(this.p32[idx * 4 + 0]!);
+    const rs = this.services.registry.get(this.p32[idx * P32 + P_RS]!);
     if (rs !== undefined) {
       out.daddr.set(rs.addr.words);
       out.dfamily = rs.addr.family;
@@ -978,16 +1037,16 @@ export class ConnTable {
       out.daddr.fill(0);
       out.dfamily = out.family;
     }
-    out.cport = this.k16[idx * 16 + 8]!;
-    out.vport = this.k16[idx * 16 + 9]!;
+    out.cport = this.k16[idx * K16 + K_CPORT]!;
+    out.vport = this.k16[idx * K16 + K_VPORT]!;
     out.dport = this.realPort(idx);
     out.fwd = ((f & FWD_MASK) >> FWD_SHIFT) as Fwd;
-    out.state = this.k8[idx * 32 + 29]!;
+    out.state = this.k8[idx * K8 + K_STATE]!;
     out.timeoutMs = this.remainingMs(idx);
     out.template = (f & F_TEMPLATE) !== 0;
-    out.fwmark = this.vips.fwmark[this.k16[idx * 16 + 11]!]!;
+    out.fwmark = this.vips.fwmark[this.k16[idx * K16 + K_VIP]!]!;
     out.synced = (f & F_SYNCED) !== 0;
-    out.packets = this.p32[idx * 4 + 1]!;
+    out.packets = this.p32[idx * P32 + P_PKTS]!;
     out.remove = false;
     return true;
   }
@@ -1054,23 +1113,23 @@ export class ConnTable {
     const exp = (this.now32() + clampTimeout(s.timeoutMs)) >>> 0;
 
     if (existing >= 0) {
-      const f = this.k16[existing * 16 + 10]!;
+      const f = this.k16[existing * K16 + K_FLAGS]!;
       const template = (f & F_TEMPLATE) !== 0;
       const wasInactive = (f & F_INACTIVE) !== 0;
       let nf = f;
-      if (this.p32[existing * 4 + 0] !== rs.id) {
-        this.services.registry.get(this.p32[existing * 4 + 0]!)?.unbind(template, wasInactive);
-        this.p32[existing * 4 + 0] = rs.id;
+      if (this.p32[existing * P32 + P_RS] !== rs.id) {
+        this.services.registry.get(this.p32[existing * P32 + P_RS]!)?.unbind(template, wasInactive);
+        this.p32[existing * P32 + P_RS] = rs.id;
         rs.bind(template, inactive);
         nf = (nf & ~(FWD_MASK | F_NOOUTPUT)) | ((rs.fwd << FWD_SHIFT) & FWD_MASK) | (rs.fwd !== Fwd.NAT && !template ? F_NOOUTPUT : 0);
         this.counters.importRebound++;
       } else if (!template && wasInactive !== inactive) {
         rs.moveActive(inactive);
       }
-      this.k16[existing * 16 + 10] = inactive ? nf | F_INACTIVE : nf & ~F_INACTIVE;
-      this.k8[existing * 32 + 29] = s.state;
-      this.k8[existing * 32 + 30] = s.state;
-      this.p32[existing * 4 + 1] = s.packets >>> 0;
+      this.k16[existing * K16 + K_FLAGS] = inactive ? nf | F_INACTIVE : nf & ~F_INACTIVE;
+      this.k8[existing * K8 + K_STATE] = s.state;
+      this.k8[existing * K8 + K_OLDSTATE] = s.state;
+      this.p32[existing * P32 + P_PKTS] = s.packets >>> 0;
       this.setExpiry(existing, exp);
       this.counters.importUpdated++;
       return ImportResult.UPDATED;
@@ -1081,13 +1140,7 @@ export class ConnTable {
       rej.full++;
       return ImportResult.REJECT_FULL;
     }
-    this.setCaddr(idx, s.caddr);
-    this.k16[idx * 16 + 8] = s.template ? 0 : s.cport;
-    this.k16[idx * 16 + 9] = s.vport;
-    this.k8[idx * 32 + 28] = s.protocol;
-    this.k8[idx * 32 + 29] = s.state;
-    this.k8[idx * 32 + 30] = s.state;
-    this.k16[idx * 16 + 10] =
+    const flags =
       F_LIVE |
       F_SYNCED |
       (s.template ? F_TEMPLATE : 0) |
@@ -1095,12 +1148,7 @@ export class ConnTable {
       (inactive ? F_INACTIVE : 0) |
       (rs.fwd !== Fwd.NAT && !s.template ? F_NOOUTPUT : 0) |
       ((rs.fwd << FWD_SHIFT) & FWD_MASK);
-    this.p32[idx * 4 + 0] = rs.id;
-    this.p32[idx * 4 + 1] = s.packets >>> 0;
-    this.pi32[idx * 4 + 3] = s.template ? 0 : -1;
-    this.hashIn(idx);
-    this.p32[idx * 4 + 2] = exp;
-    this.wheelLink(idx);
+    this.initEntry(idx, s.caddr, s.template ? 0 : s.cport, s.vport, s.protocol, s.state, flags, rs.id, s.packets >>> 0, s.template ? 0 : -1, exp);
     rs.bind(s.template, inactive);
     this.counters.imported++;
     return ImportResult.CREATED;
