@@ -15,6 +15,11 @@ export const ErrorCode = {
   NO_SUCH_DEST: 'SARU_ERR_NO_SUCH_DEST',
   UNKNOWN_SCHEDULER: 'SARU_ERR_UNKNOWN_SCHEDULER',
   CAPACITY: 'SARU_ERR_CAPACITY',
+  NO_SUCH_INTERFACE: 'SARU_ERR_NO_SUCH_INTERFACE',
+  NOT_PERMITTED: 'SARU_ERR_NOT_PERMITTED',
+  UNSUPPORTED_PLATFORM: 'SARU_ERR_UNSUPPORTED_PLATFORM',
+  IO: 'SARU_ERR_IO',
+  CONTROL: 'SARU_ERR_CONTROL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -27,6 +32,11 @@ const DEFAULT_MESSAGES: Record<ErrorCode, string> = {
   SARU_ERR_NO_SUCH_DEST: 'no such real server',
   SARU_ERR_UNKNOWN_SCHEDULER: 'unknown scheduler',
   SARU_ERR_CAPACITY: 'capacity exceeded',
+  SARU_ERR_NO_SUCH_INTERFACE: 'no such network interface',
+  SARU_ERR_NOT_PERMITTED: 'operation not permitted: CAP_NET_RAW and CAP_NET_ADMIN (or root) are needed',
+  SARU_ERR_UNSUPPORTED_PLATFORM: 'packet I/O needs Linux (AF_PACKET)',
+  SARU_ERR_IO: 'system call failed',
+  SARU_ERR_CONTROL: 'control socket request failed',
 };
 
 /** Where a configuration error was found. */

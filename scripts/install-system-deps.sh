@@ -9,6 +9,11 @@ have tcpdump  || need+=(tcpdump)
 have ip       || need+=(iproute2)
 have ethtool  || need+=(ethtool)
 have curl     || need+=(curl)
+have nft      || need+=(nftables)
+have wrk      || need+=(wrk)
+have make     || need+=(make)
+have g++      || need+=(g++)
+have python3  || need+=(python3)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0
