@@ -48,3 +48,4 @@ export {
   type ConnListRow,
   type ServiceListOptions,
 } from './ipvsadm.js';
+export { reconcileServices, type ReconcileResult, type ServiceInitPair } from './reconcile.js';

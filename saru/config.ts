@@ -1,0 +1,219 @@
+/**
+ * saru.conf: the director daemon's own settings (`key = value`, `#` comments,
+ * as heartbeat's ha.cf and the original Saru's options). Owns parsing,
+ * validation and defaults; every error names the file, the line and what was
+ * expected. It does not read the services file (core/config does) nor touch
+ * the network.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import {
+  ErrorCode,
+  IpAddress,
+  SaruError,
+  Sense,
+  configError,
+  parseBucketRanges,
+  parseSense,
+} from '../core/index.js';
+
+/** The parsed saru.conf. Durations in ms, sizes in entries or bytes as named. */
+export interface SaruConfig {
+  /** File the settings came from (for messages). */
+  file: string;
+  /** This director's id, 1..65535, unique in the cluster. */
+  nodeId: number;
+  /** Data interface: the one with the shared MAC and the VIPs. */
+  interface: string;
+  /** Cluster interface (heartbeats, allocation, sync); may equal `interface`. */
+  clusterInterface: string;
+  /** Services file (ldirectord.cf syntax), absolute path. */
+  services: string;
+  /** Control socket path (Unix domain), absolute. */
+  controlSocket: string;
+  /** Number of buckets, a power of two 2..65536. */
+  buckets: number;
+  sense: Sense;
+  /** Buckets this node owns until the coordinator allocates them (static_slice); null = none given. */
+  staticSlice: number[] | null;
+  /** Next hop for IPv4 traffic to clients (NAT replies, ICMP errors); null = clients on-link only. */
+  gateway: IpAddress | null;
+  /** Next hop for IPv6 traffic to clients. */
+  gateway6: IpAddress | null;
+  /** Connection table capacity in entries (power of two). */
+  connTableSize: number;
+  /** Mid-connection TCP packets without an entry: drop, or schedule (sh/dh/mh only). */
+  midFlow: 'drop' | 'schedule';
+  /** Frames per receive/transmit batch. */
+  batchSize: number;
+  /** Packet I/O mode of the native port; null = the addon's default. */
+  ioMode: 'ring' | 'mmsg' | null;
+  /** nftables table name for the host-stack rules. */
+  nftTable: string;
+  /** How often real servers' and gateways' MAC addresses are refreshed, ms. */
+  neighbourRefreshMs: number;
+}
+
+/** Keys saru.conf accepts, with what they expect (for error messages and the README). */
+export const SARU_CONF_KEYS = {
+  node_id: 'an integer 1-65535',
+  interface: 'an interface name',
+  cluster_interface: 'an interface name',
+  services: 'a path to an ldirectord.cf file',
+  control_socket: 'a path for the Unix control socket',
+  buckets: 'a power of two from 2 to 65536',
+  sense: 'src-port, src-addr, dst-port or dst-addr',
+  static_slice: 'FIRST-LAST[,FIRST-LAST...] bucket numbers',
+  gateway: 'an IPv4 address',
+  gateway6: 'an IPv6 address',
+  conn_table_size: 'a power of two from 1024 to 16777216 (entries)',
+  mid_flow: 'drop or schedule',
+  batch_size: 'an integer 1-1024 (frames)',
+  io_mode: 'ring or mmsg',
+  nft_table: 'an nftables table name ([A-Za-z0-9_]+)',
+  neighbour_refresh: 'milliseconds, 100-600000',
+} as const;
+
+export const SARU_CONF_DEFAULTS = {
+  control_socket: '/run/saru/saru.sock',
+  buckets: 1024,
+  sense: 'src-port',
+  conn_table_size: 1 << 20,
+  mid_flow: 'drop',
+  batch_size: 64,
+  nft_table: 'saru',
+  neighbour_refresh: 5000,
+} as const;
+
+const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+function intIn(v: string, lo: number, hi: number): number | null {
+  if (!/^\d+$/.test(v)) return null;
+  const n = Number(v);
+  return n >= lo && n <= hi ? n : null;
+}
+
+function isPow2(n: number): boolean {
+  return (n & (n - 1)) === 0;
+}
+
+/**
+ * Parse saru.conf text. Relative paths (services, control_socket) are taken
+ * from the directory of `file`.
+ * @throws SaruError SARU_ERR_CONFIG naming file:line for an unknown key, a
+ *   repeated key, a malformed line or value, or a missing required key
+ *   (node_id, interface, services).
+ */
+export function parseSaruConf(text: string, file: string): SaruConfig {
+  const seen = new Map<string, { value: string; line: number }>();
+  const lines = text.split(/\r?\n/);
+  lines.forEach((raw, i) => {
+    const line = raw.replace(/(^|\s)#.*$/, '').trim();
+    if (line === '') return;
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) throw configError(file, i + 1, `expected "key = value", got "${line}"`);
+    const key = m[1]!;
+    const value = m[2]!.trim();
+    if (!(key in SARU_CONF_KEYS)) {
+      throw configError(file, i + 1, `unknown key "${key}"; known keys: ${Object.keys(SARU_CONF_KEYS).join(', ')}`);
+    }
+    const prev = seen.get(key);
+    if (prev) throw configError(file, i + 1, `"${key}" already set on line ${prev.line}`);
+    if (value === '') throw configError(file, i + 1, `"${key}" needs a value: ${SARU_CONF_KEYS[key as keyof typeof SARU_CONF_KEYS]}`);
+    seen.set(key, { value, line: i + 1 });
+  });
+  const base = dirname(resolve(file));
+  const bad = (key: keyof typeof SARU_CONF_KEYS): SaruError => {
+    const e = seen.get(key)!;
+    return configError(file, e.line, `${key}: expected ${SARU_CONF_KEYS[key]}, got "${e.value}"`);
+  };
+  const required = (key: keyof typeof SARU_CONF_KEYS): string => {
+    const e = seen.get(key);
+    if (!e) throw configError(file, lines.length, `missing required key "${key}" (${SARU_CONF_KEYS[key]})`);
+    return e.value;
+  };
+  const get = (key: keyof typeof SARU_CONF_KEYS): string | undefined => seen.get(key)?.value;
+
+  const nodeId = intIn(required('node_id'), 1, 65535);
+  if (nodeId === null) throw bad('node_id');
+  const iface = required('interface');
+  if (!IFNAME.test(iface)) throw bad('interface');
+  const clusterInterface = get('cluster_interface') ?? iface;
+  if (!IFNAME.test(clusterInterface)) throw bad('cluster_interface');
+  const path = (v: string): string => (isAbsolute(v) ? v : resolve(base, v));
+  const services = path(required('services'));
+  const controlSocket = path(get('control_socket') ?? SARU_CONF_DEFAULTS.control_socket);
+
+  const buckets = intIn(get('buckets') ?? String(SARU_CONF_DEFAULTS.buckets), 2, 65536);
+  if (buckets === null || !isPow2(buckets)) throw bad('buckets');
+  let sense: Sense;
+  try {
+    sense = parseSense(get('sense') ?? SARU_CONF_DEFAULTS.sense);
+  } catch {
+    throw bad('sense');
+  }
+  const ss = seen.get('static_slice');
+  const staticSlice = ss ? parseBucketRanges(ss.value, buckets, { file, line: ss.line }) : null;
+
+  const addr = (key: 'gateway' | 'gateway6', family: 4 | 6): IpAddress | null => {
+    const v = get(key);
+    if (v === undefined) return null;
+    try {
+      const a = IpAddress.parse(v);
+      if (a.family !== family) throw bad(key);
+      return a;
+    } catch {
+      throw bad(key);
+    }
+  };
+  const gateway = addr('gateway', 4);
+  const gateway6 = addr('gateway6', 6);
+
+  const connTableSize = intIn(get('conn_table_size') ?? String(SARU_CONF_DEFAULTS.conn_table_size), 1024, 1 << 24);
+  if (connTableSize === null || !isPow2(connTableSize)) throw bad('conn_table_size');
+  const midFlow = get('mid_flow') ?? SARU_CONF_DEFAULTS.mid_flow;
+  if (midFlow !== 'drop' && midFlow !== 'schedule') throw bad('mid_flow');
+  const batchSize = intIn(get('batch_size') ?? String(SARU_CONF_DEFAULTS.batch_size), 1, 1024);
+  if (batchSize === null) throw bad('batch_size');
+  const io = get('io_mode');
+  if (io !== undefined && io !== 'ring' && io !== 'mmsg') throw bad('io_mode');
+  const nftTable = get('nft_table') ?? SARU_CONF_DEFAULTS.nft_table;
+  if (!/^[A-Za-z0-9_]{1,32}$/.test(nftTable)) throw bad('nft_table');
+  const neighbourRefreshMs = intIn(get('neighbour_refresh') ?? String(SARU_CONF_DEFAULTS.neighbour_refresh), 100, 600000);
+  if (neighbourRefreshMs === null) throw bad('neighbour_refresh');
+
+  return {
+    file,
+    nodeId,
+    interface: iface,
+    clusterInterface,
+    services,
+    controlSocket,
+    buckets,
+    sense,
+    staticSlice,
+    gateway,
+    gateway6,
+    connTableSize,
+    midFlow,
+    batchSize,
+    ioMode: io ?? null,
+    nftTable,
+    neighbourRefreshMs,
+  };
+}
+
+/**
+ * Read and parse a saru.conf file.
+ * @throws SaruError SARU_ERR_CONFIG when the file cannot be read (with the
+ *   reason) or does not parse (file:line).
+ */
+export function loadSaruConf(file: string): SaruConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new SaruError(ErrorCode.CONFIG, `cannot read ${file}: ${(e as Error).message}`);
+  }
+  return parseSaruConf(text, file);
+}

@@ -1,0 +1,306 @@
+/**
+ * The data plane of one director: the loop that wires core's Engine to a
+ * PacketPort (native AF_PACKET I/O, or a MemoryPort in tests), plus the
+ * requests the control side makes of it (listings, counters, new services,
+ * a new slice, neighbour MACs). It runs in a worker thread (saru/dataplane-
+ * worker.ts) so packet bursts never delay heartbeats or control requests,
+ * and it is a plain class so tests can drive it in-process with a manual clock.
+ * It owns the engine, the rate estimator and the socket filter program; it
+ * does not open sockets itself, read configuration files or log.
+ */
+import {
+  DROP_REASON_NAMES,
+  Engine,
+  IpAddress,
+  RateEstimator,
+  ServiceTable,
+  SliceFilter,
+  formatAddr,
+  formatConnectionList,
+  formatServiceList,
+  reconcileServices,
+  type Clock,
+  type ConnListRow,
+  type ReconcileResult,
+  type ServiceInitPair,
+  type Sense,
+  type Stats,
+} from '../core/index.js';
+import type { PacketPort } from '../native/index.js';
+import { compileSliceFilter } from './bpf.js';
+
+/** Settings of the data plane (plain data: it crosses into the worker). */
+export interface DataplaneInit {
+  buckets: number;
+  sense: Sense;
+  /** Owned buckets and the epoch they belong to. */
+  owned: number[];
+  epoch: number;
+  services: ServiceInitPair[];
+  /** Connection table capacity, entries. */
+  connTableSize: number;
+  midFlow: 'drop' | 'schedule';
+  /** Frames per batch (the engine's transmit capacity). */
+  batchSize: number;
+  /** Director's own addresses: outer source of IP-in-IP tunnels. */
+  localAddr4?: string;
+  localAddr6?: string;
+  /** Compile and attach the slice's socket filter (default true). */
+  socketFilter?: boolean;
+}
+
+export interface DataplaneDeps {
+  port: PacketPort;
+  clock: Clock;
+}
+
+/** One neighbour binding: an address and its MAC ("aa:bb:cc:dd:ee:ff"). */
+export interface NeighbourEntry {
+  address: string;
+  mac: string;
+}
+
+/** Counters and state for `saruadm --cluster`. */
+export interface DataplaneStatus {
+  epoch: number;
+  owned: number;
+  ranges: Array<[number, number]>;
+  connections: number;
+  tableCapacity: number;
+  counters: Record<string, number>;
+  drops: Record<string, number>;
+  port: Record<string, number>;
+  filterInsns: number;
+  unresolved: string[];
+}
+
+/** Engine tick (entry expiry) period, ms. */
+export const TICK_MS = 100;
+
+function parseMacText(text: string): Uint8Array | null {
+  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(text);
+  return m ? Uint8Array.from(m.slice(1).map((h) => parseInt(h, 16))) : null;
+}
+
+export class Dataplane {
+  readonly engine: Engine;
+  readonly services: ServiceTable;
+  readonly slice: SliceFilter;
+  private readonly port: PacketPort;
+  private readonly clock: Clock;
+  private readonly estimator: RateEstimator;
+  private readonly macs = new Map<string, Uint8Array>();
+  private readonly useFilter: boolean;
+  private nextTick: number;
+  /** Instructions in the attached socket filter; 0 = none. */
+  filterInsns = 0;
+  /** Why no filter is attached, if none is. */
+  filterError = '';
+  /** Sync events drained while nobody subscribes (saru-syncd arrives later). */
+  syncEventsDiscarded = 0;
+
+  /**
+   * @throws SaruError from the service model when `init.services` is invalid,
+   *   and from the port when the filter cannot be attached.
+   */
+  constructor(init: DataplaneInit, deps: DataplaneDeps) {
+    this.port = deps.port;
+    this.clock = deps.clock;
+    this.services = new ServiceTable();
+    reconcileServices(this.services, init.services);
+    this.slice = new SliceFilter({ buckets: init.buckets, sense: init.sense });
+    this.slice.setOwned(init.owned, init.epoch);
+    const engineInit: ConstructorParameters<typeof Engine>[0] = {
+      sharedMac: this.port.mac,
+      mtu: this.port.mtu,
+      table: { capacity: init.connTableSize },
+      midFlow: init.midFlow,
+      batchSize: init.batchSize,
+    };
+    if (init.localAddr4) engineInit.localAddr4 = init.localAddr4;
+    if (init.localAddr6) engineInit.localAddr6 = init.localAddr6;
+    this.engine = new Engine(engineInit, { clock: this.clock, services: this.services, slice: this.slice });
+    this.estimator = new RateEstimator(this.clock.now());
+    this.syncEstimator();
+    this.useFilter = init.socketFilter !== false;
+    this.nextTick = this.clock.now() + TICK_MS;
+    this.programFilter();
+  }
+
+  /**
+   * One turn of the loop: receive a batch (waiting up to `timeoutMs`), run
+   * the engine, transmit, and run the timers when due. Returns the frames received.
+   */
+  runOnce(timeoutMs: number): number {
+    const port = this.port;
+    const n = port.receive(timeoutMs);
+    if (n > 0) {
+      const engine = this.engine;
+      engine.processBatch(port.rx);
+      if (engine.tx.count > 0) port.transmit(engine.tx);
+      this.syncEventsDiscarded += engine.drainSync(() => {});
+    }
+    const now = this.clock.now();
+    if (now >= this.nextTick) {
+      this.nextTick = now + TICK_MS;
+      this.engine.tick();
+      this.estimator.tick(now);
+    }
+    return n;
+  }
+
+  /** Replace the services with a new set, as a diff (existing connections continue). */
+  setServices(services: ServiceInitPair[]): ReconcileResult {
+    const result = reconcileServices(this.services, services);
+    this.syncEstimator();
+    this.applyMacs();
+    this.programFilter();
+    return result;
+  }
+
+  /** Replace the owned buckets (a new allocation epoch). */
+  setSlice(owned: number[], epoch: number): void {
+    this.slice.setOwned(owned, epoch);
+    this.programFilter();
+  }
+
+  /**
+   * Record neighbour MACs (from the resolver) and apply them to real servers
+   * and the gateways. An entry with an empty mac forgets the address.
+   */
+  setNeighbours(entries: NeighbourEntry[], gateway4?: string, gateway6?: string): void {
+    for (const e of entries) {
+      let key: string;
+      try {
+        key = IpAddress.parse(e.address).text;
+      } catch {
+        continue;
+      }
+      const mac = parseMacText(e.mac);
+      if (mac) this.macs.set(key, mac);
+      else this.macs.delete(key);
+    }
+    const nt = this.engine.neighbours;
+    nt.gateway = gateway4 !== undefined ? (this.macs.get(IpAddress.parse(gateway4).text) ?? null) : nt.gateway;
+    nt.gateway6 = gateway6 !== undefined ? (this.macs.get(IpAddress.parse(gateway6).text) ?? null) : nt.gateway6;
+    this.applyMacs();
+  }
+
+  /** Addresses of every real server (and fallback) of every service. */
+  realServerAddresses(): string[] {
+    const out = new Set<string>();
+    for (const svc of this.services.services) {
+      for (const rs of svc.realServers) out.add(rs.addr.text);
+      if (svc.fallback) out.add(svc.fallback.addr.text);
+    }
+    return [...out];
+  }
+
+  private applyMacs(): void {
+    for (const svc of this.services.services) {
+      const all = svc.fallback ? [...svc.realServers, svc.fallback] : svc.realServers;
+      for (const rs of all) {
+        const mac = this.macs.get(rs.addr.text);
+        if (mac) {
+          rs.mac.set(mac);
+          rs.macKnown = true;
+        } else {
+          rs.macKnown = false;
+        }
+      }
+    }
+  }
+
+  private syncEstimator(): void {
+    const want = new Set<Stats>();
+    for (const svc of this.services.services) {
+      want.add(svc.stats);
+      for (const rs of svc.realServers) want.add(rs.stats);
+      if (svc.fallback) want.add(svc.fallback.stats);
+    }
+    for (const s of want) if (!this.estimator.has(s)) this.estimator.add(s);
+    this.estimatorMembers.forEach((s) => {
+      if (!want.has(s)) this.estimator.remove(s);
+    });
+    this.estimatorMembers = want;
+  }
+  private estimatorMembers = new Set<Stats>();
+
+  private programFilter(): void {
+    if (!this.useFilter) return;
+    const natRealServers: Array<{ family: 4 | 6; addr: Uint32Array; port: number }> = [];
+    for (const svc of this.services.services) {
+      for (const rs of svc.fallback ? [...svc.realServers, svc.fallback] : svc.realServers) {
+        if (rs.fwd === 0) natRealServers.push({ family: rs.addr.family, addr: rs.addr.words, port: rs.port });
+      }
+    }
+    try {
+      const prog = compileSliceFilter({ buckets: this.slice.buckets, sense: this.slice.sense, owned: this.slice.ownedRanges(), natRealServers });
+      this.port.setFilter(prog);
+      this.filterInsns = prog.length / 8;
+      this.filterError = '';
+    } catch (e) {
+      // Too many ranges for a classic BPF program: user space still enforces the slice.
+      this.port.setFilter(null);
+      this.filterInsns = 0;
+      this.filterError = (e as Error).message;
+    }
+  }
+
+  /** `ipvsadm -L -n` text. */
+  listServices(opts: { stats?: boolean; rate?: boolean; exact?: boolean }): string {
+    return formatServiceList(this.services.services, { ...opts, tableSize: this.engine.table.capacity });
+  }
+
+  /** `ipvsadm -L -n -c` text, at most `limit` entries (0 = all). */
+  listConnections(limit: number): string {
+    const t = this.engine.table;
+    const rows: ConnListRow[] = [];
+    const c = new Uint32Array(4);
+    const v = new Uint32Array(4);
+    t.forEach((idx) => {
+      if (limit > 0 && rows.length >= limit) return;
+      const rs = t.realServer(idx);
+      const family = t.family(idx);
+      t.copyClientAddr(idx, c);
+      t.copyVirtualAddr(idx, v);
+      rows.push({
+        protocol: t.protocol(idx),
+        family,
+        caddr: formatAddr(family, c, 0),
+        cport: t.clientPort(idx),
+        vaddr: formatAddr(family, v, 0),
+        vport: t.virtualPort(idx),
+        daddr: rs ? rs.addr.text : '?',
+        dport: t.realPort(idx),
+        stateName: t.stateName(idx),
+        expiresMs: t.remainingMs(idx),
+      });
+    });
+    return formatConnectionList(rows);
+  }
+
+  status(): DataplaneStatus {
+    const e = this.engine;
+    const counters: Record<string, number> = { ...(e.counters as unknown as Record<string, number>) };
+    counters.syncEventsDiscarded = this.syncEventsDiscarded;
+    const drops: Record<string, number> = {};
+    DROP_REASON_NAMES.forEach((name, i) => {
+      if (e.drops[i]! > 0) drops[name] = e.drops[i]!;
+    });
+    const unresolved: string[] = [];
+    for (const svc of this.services.services) for (const rs of svc.realServers) if (!rs.macKnown) unresolved.push(rs.addr.text);
+    return {
+      epoch: this.slice.epoch,
+      owned: this.slice.ownedBuckets(),
+      ranges: this.slice.ownedRanges(),
+      connections: e.table.size,
+      tableCapacity: e.table.capacity,
+      counters,
+      drops,
+      port: { ...(this.port.stats() as unknown as Record<string, number>) },
+      filterInsns: this.filterInsns,
+      unresolved,
+    };
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * The `saru` director daemon, first form: static slices from saru.conf (the
+ * coordinator makes them dynamic later). Owns the lifecycle of one director:
+ * the control socket, the data-plane worker, the host-stack rules, the
+ * neighbour resolver, and SIGHUP-style reloads of the services file as a
+ * diff. Start order is control socket (fails fast when another daemon owns
+ * the path), data plane (fails fast on a missing interface or permission),
+ * host stack, neighbours; stop undoes it in reverse and removes every rule
+ * and address it added.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  ErrorCode,
+  SENSE_NAMES,
+  SaruError,
+  ServiceTable,
+  formatBucketRanges,
+  parseLdirectord,
+  reconcileServices,
+  toServiceInits,
+  IpAddress,
+  type ReconcileResult,
+  type ServiceInitPair,
+} from '../core/index.js';
+import type { SaruConfig } from './config.js';
+import { ControlServer, type ClusterInfo, type ControlRequest, type ControlResponse, type Counter } from './control.js';
+import { DataplaneHost } from './dataplane-host.js';
+import { HostStack, type CommandRunner } from './hoststack.js';
+import type { Logger } from './log.js';
+import { NeighbourResolver } from './neighbour.js';
+
+export interface DirectorDeps {
+  log: Logger;
+  run: CommandRunner;
+  /** Monotonic ms, for uptime. */
+  now: () => number;
+}
+
+/**
+ * Read and validate a services file: parsed, mapped to service inits, and
+ * tried on a scratch table so a reload applies all or nothing.
+ * @throws SaruError SARU_ERR_CONFIG with file and line (or the read error),
+ *   or the service model's error for a semantically invalid service.
+ */
+export function loadServices(file: string): ServiceInitPair[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new SaruError(ErrorCode.CONFIG, `cannot read services file ${file}: ${(e as Error).message}`);
+  }
+  const inits = toServiceInits(parseLdirectord(text, file));
+  reconcileServices(new ServiceTable(), inits);
+  return inits;
+}
+
+/** The VIPs of a service set (firewall-mark services have none). */
+export function serviceVips(inits: readonly ServiceInitPair[]): IpAddress[] {
+  const seen = new Map<string, IpAddress>();
+  for (const { service } of inits) {
+    if (service.address === undefined) continue;
+    const a = IpAddress.parse(service.address);
+    seen.set(a.text, a);
+  }
+  return [...seen.values()];
+}
+
+/** Bucket numbers as sorted inclusive ranges. */
+export function bucketRanges(buckets: readonly number[]): Array<[number, number]> {
+  const ranges: Array<[number, number]> = [];
+  for (const b of [...new Set(buckets)].sort((x, y) => x - y)) {
+    const last = ranges[ranges.length - 1];
+    if (last && last[1] === b - 1) last[1] = b;
+    else ranges.push([b, b]);
+  }
+  return ranges;
+}
+
+function counters(rec: Record<string, number>): Counter[] {
+  return Object.entries(rec).map(([name, value]) => ({ name, value }));
+}
+
+export class Director {
+  private readonly log: Logger;
+  private control: ControlServer | null = null;
+  private dataplane: DataplaneHost | null = null;
+  private hostStack: HostStack | null = null;
+  private neighbours: NeighbourResolver | null = null;
+  private services: ServiceInitPair[] = [];
+  private owned: number[] = [];
+  private readonly epoch = 0;
+  private startedAt = 0;
+  private ioMode = '';
+  private stopped = false;
+  /** Called when the data plane dies under us: the daemon must exit (fate sharing). */
+  onFatal: (e: Error) => void = () => {};
+
+  constructor(
+    private readonly config: SaruConfig,
+    private readonly deps: DirectorDeps,
+  ) {
+    this.log = deps.log.child({ component: 'director' });
+  }
+
+  /**
+   * Start forwarding.
+   * @throws SaruError SARU_ERR_CONFIG (services file), SARU_ERR_CONTROL (socket
+   *   in use), SARU_ERR_NO_SUCH_INTERFACE / NOT_PERMITTED / UNSUPPORTED_PLATFORM
+   *   (packet socket), SARU_ERR_IO / NOT_PERMITTED (nft, ip). What was set up
+   *   before the failure is undone.
+   */
+  async start(): Promise<void> {
+    const cfg = this.config;
+    this.startedAt = this.deps.now();
+    this.services = loadServices(cfg.services);
+    this.owned = cfg.staticSlice ?? [...Array(cfg.buckets).keys()];
+    if (cfg.staticSlice === null) this.log.warn({ buckets: cfg.buckets }, 'no static_slice: this director owns every bucket (a single director)');
+    try {
+      this.control = new ControlServer(cfg.controlSocket, (req) => this.handle(req), this.deps.log.child({ component: 'control' }));
+      await this.control.start();
+
+      this.dataplane = new DataplaneHost(cfg.interface, cfg.ioMode, {
+        buckets: cfg.buckets,
+        sense: cfg.sense,
+        owned: this.owned,
+        epoch: this.epoch,
+        services: this.services,
+        connTableSize: cfg.connTableSize,
+        midFlow: cfg.midFlow,
+        batchSize: cfg.batchSize,
+      });
+      this.dataplane.onFailure = (e) => {
+        this.log.error({ err: e.message }, 'data plane stopped');
+        this.onFatal(e);
+      };
+      const ready = await this.dataplane.ready;
+      this.ioMode = cfg.ioMode ?? 'default';
+      this.log.info(
+        { interface: cfg.interface, mtu: ready.mtu, filterInsns: ready.filterInsns, filterError: ready.filterError || undefined },
+        'data plane running',
+      );
+
+      this.hostStack = new HostStack({ table: cfg.nftTable, interface: cfg.interface }, { run: this.deps.run, log: this.deps.log.child({ component: 'hoststack' }) });
+      await this.applyHostStack();
+
+      this.neighbours = new NeighbourResolver(
+        { interface: cfg.interface, refreshMs: cfg.neighbourRefreshMs },
+        {
+          run: this.deps.run,
+          log: this.deps.log.child({ component: 'neighbour' }),
+          onChange: (macs) => {
+            const entries = [...macs].map(([address, mac]) => ({ address, mac }));
+            const body: { entries: typeof entries; gateway4?: string; gateway6?: string } = { entries };
+            if (cfg.gateway) body.gateway4 = cfg.gateway.text;
+            if (cfg.gateway6) body.gateway6 = cfg.gateway6.text;
+            this.dataplane?.request('neigh', body).catch((e: Error) => this.log.warn({ err: e.message }, 'neighbour update failed'));
+          },
+        },
+      );
+      this.neighbours.setAddresses(this.neighbourAddresses(ready.realServers));
+      this.neighbours.start();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    this.log.info(
+      { nodeId: cfg.nodeId, sense: SENSE_NAMES[cfg.sense], buckets: cfg.buckets, slice: this.sliceText(), epoch: this.epoch, services: this.services.length },
+      'director started',
+    );
+  }
+
+  private sliceText(): string {
+    return formatBucketRanges(bucketRanges(this.owned));
+  }
+
+  private neighbourAddresses(realServers: string[]): string[] {
+    const out = [...realServers];
+    if (this.config.gateway) out.push(this.config.gateway.text);
+    if (this.config.gateway6) out.push(this.config.gateway6.text);
+    return out;
+  }
+
+  private async applyHostStack(): Promise<void> {
+    await this.hostStack!.apply({ table: this.config.nftTable, vips: serviceVips(this.services), buckets: this.config.buckets, echoOwned: bucketRanges(this.owned) });
+  }
+
+  /**
+   * Re-read the services file and apply it as a diff: existing connections
+   * continue. On an error the running services stay as they were.
+   * @throws SaruError from loadServices.
+   */
+  async reload(): Promise<ReconcileResult> {
+    const inits = loadServices(this.config.services);
+    const reply = await this.dataplane!.request('services', { services: inits });
+    this.services = inits;
+    await this.applyHostStack();
+    this.neighbours?.setAddresses(this.neighbourAddresses(reply.realServers ?? []));
+    void this.neighbours?.refresh();
+    const r = reply.reconcile!;
+    this.log.info({ added: r.added, removed: r.removed, updated: r.updated }, 'services reloaded');
+    return r;
+  }
+
+  private async handle(req: ControlRequest): Promise<ControlResponse> {
+    const dp = this.dataplane;
+    if (!dp) throw new SaruError(ErrorCode.CONTROL, 'director is starting');
+    if (req.listServices) {
+      const r = await dp.request('list', { stats: req.listServices.stats ?? false, rate: req.listServices.rate ?? false, exact: req.listServices.exact ?? false });
+      return { text: r.text ?? '' };
+    }
+    if (req.listConnections) {
+      const r = await dp.request('conns', { limit: req.listConnections.limit ?? 0 });
+      return { text: r.text ?? '' };
+    }
+    if (req.clusterStatus) return { cluster: await this.cluster() };
+    if (req.reload) {
+      const r = await this.reload();
+      return { text: `added ${r.added.length}, removed ${r.removed.length}, updated ${r.updated.length}, unchanged ${r.unchanged.length}\n` };
+    }
+    throw new SaruError(ErrorCode.CONTROL, 'unknown request');
+  }
+
+  /** This node's state for `saruadm --cluster`. */
+  async cluster(): Promise<ClusterInfo> {
+    const st = (await this.dataplane!.request('status', {})).status!;
+    const cfg = this.config;
+    return {
+      nodeId: cfg.nodeId,
+      interface: cfg.interface,
+      clusterInterface: cfg.clusterInterface,
+      buckets: cfg.buckets,
+      sense: SENSE_NAMES[cfg.sense],
+      epoch: st.epoch,
+      slice: formatBucketRanges(st.ranges),
+      ownedBuckets: st.owned,
+      state: 'static',
+      uptimeMs: this.deps.now() - this.startedAt,
+      connections: st.connections,
+      tableCapacity: st.tableCapacity,
+      counters: counters(st.counters),
+      drops: counters(st.drops),
+      port: counters(st.port),
+      ioMode: this.ioMode,
+      filterInsns: st.filterInsns,
+    };
+  }
+
+  /** Stop forwarding and remove every filter, rule and address this director set up. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.neighbours?.stop();
+    try {
+      await this.dataplane?.stop();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'data plane stop failed');
+    }
+    try {
+      await this.hostStack?.remove();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'host-stack rules could not be removed');
+    }
+    await this.control?.stop();
+    this.log.info({ nodeId: this.config.nodeId }, 'director stopped');
+  }
+}
