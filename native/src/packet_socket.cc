@@ -129,6 +129,7 @@ Napi::Function PacketSocket::Define(Napi::Env env) {
                          InstanceMethod<&PacketSocket::SetFilter>("setFilter"),
                          InstanceMethod<&PacketSocket::Stats>("stats"),
                          InstanceMethod<&PacketSocket::Close>("close"),
+                         InstanceMethod<&PacketSocket::TakeError>("takeError"),
                      });
 }
 
@@ -305,13 +306,21 @@ void PacketSocket::SetupMmsg(Napi::Env env) {
   rxMsgs_.assign(batch_, mmsghdr{});
   rxIov_.assign(batch_, iovec{});
   rxAddr_.assign(batch_, sockaddr_ll{});
+  rxCtl_.assign(static_cast<size_t>(batch_) * kCtlSpace, 0);
   for (uint32_t i = 0; i < batch_; i++) {
     rxIov_[i].iov_base = region_->base() + static_cast<size_t>(i) * frameSize_;
     rxIov_[i].iov_len = frameSize_;
     rxMsgs_[i].msg_hdr.msg_iov = &rxIov_[i];
     rxMsgs_[i].msg_hdr.msg_iovlen = 1;
     rxMsgs_[i].msg_hdr.msg_name = &rxAddr_[i];
+    rxMsgs_[i].msg_hdr.msg_control = rxCtl_.data() + static_cast<size_t>(i) * kCtlSpace;
   }
+  // PACKET_AUXDATA carries the frame's original length (tp_len): a frame the
+  // filter cut short (its return value below the length) arrives without
+  // MSG_TRUNC, and is recognised only by that.
+  int one = 1;
+  if (setsockopt(fd_, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) < 0)
+    ThrowSys(env, "setsockopt(PACKET_AUXDATA)", errno);
 }
 
 void PacketSocket::AttachFilter(Napi::Env env, const void* insns, size_t count) {
@@ -423,10 +432,25 @@ uint32_t PacketSocket::DrainRing() {
   return n;
 }
 
-uint32_t PacketSocket::DrainMmsg(Napi::Env env) {
+// The frame's length before the filter's snap (PACKET_AUXDATA tp_len); the
+// received length when the kernel sent no auxdata.
+static inline uint32_t OriginalLength(const msghdr& h, uint32_t received) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+    if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
+        c->cmsg_len >= CMSG_LEN(sizeof(tpacket_auxdata))) {
+      tpacket_auxdata aux;
+      memcpy(&aux, CMSG_DATA(c), sizeof aux);
+      return aux.tp_len;
+    }
+  }
+  return received;
+}
+
+uint32_t PacketSocket::DrainMmsg() {
   for (uint32_t i = 0; i < batch_; i++) {
     rxMsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_ll);
     rxMsgs_[i].msg_hdr.msg_flags = 0;
+    rxMsgs_[i].msg_hdr.msg_controllen = kCtlSpace;
   }
   int r = recvmmsg(fd_, rxMsgs_.data(), batch_, MSG_DONTWAIT, nullptr);
   if (r < 0) {
@@ -436,7 +460,9 @@ uint32_t PacketSocket::DrainMmsg(Napi::Env env) {
       c_.rxErrors++;
       return 0;
     }
-    ThrowSys(env, "recvmmsg", err);
+    pendErrno_ = err;  // reported by receive() returning -1, thrown by takeError()
+    pendSyscall_ = "recvmmsg";
+    return 0;
   }
   uint32_t n = 0;
   uint64_t bytes = 0;
@@ -444,7 +470,7 @@ uint32_t PacketSocket::DrainMmsg(Napi::Env env) {
     const mmsghdr& m = rxMsgs_[i];
     if (rxAddr_[i].sll_pkttype != PACKET_HOST) {
       c_.skippedNotHost++;
-    } else if (m.msg_hdr.msg_flags & MSG_TRUNC) {
+    } else if ((m.msg_hdr.msg_flags & MSG_TRUNC) || OriginalLength(m.msg_hdr, m.msg_len) != m.msg_len) {
       c_.truncated++;
     } else {
       off_[n] = static_cast<uint32_t>(i) * frameSize_;
@@ -458,6 +484,14 @@ uint32_t PacketSocket::DrainMmsg(Napi::Env env) {
   return n;
 }
 
+// takeError(): throws the error behind the last -1 from receive().
+Napi::Value PacketSocket::TakeError(const Napi::CallbackInfo& info) {
+  int err = pendErrno_;
+  pendErrno_ = 0;
+  if (err != 0) ThrowSys(info.Env(), pendSyscall_, err);
+  return info.Env().Undefined();
+}
+
 // A pending socket error (ENETDOWN on link down) makes poll() report POLLERR
 // until it is read; count it and clear it.
 void PacketSocket::ReadSocketError() {
@@ -467,7 +501,9 @@ void PacketSocket::ReadSocketError() {
   c_.rxErrors++;
 }
 
-// receive(timeoutMs) -> frames delivered into off/len (0 when nothing came).
+// receive(timeoutMs) -> frames delivered into off/len (0 when nothing came),
+// or -1 when a system call failed unexpectedly: takeError() then throws it.
+// The packet path itself never throws.
 Napi::Value PacketSocket::Receive(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
@@ -477,10 +513,15 @@ Napi::Value PacketSocket::Receive(const Napi::CallbackInfo& info) {
   double deadline = timeout > 0 ? MonotonicMs() + timeout : 0;
   uint32_t n = 0;
   for (;;) {
-    n = mode_ == Mode::Ring ? DrainRing() : DrainMmsg(env);
+    n = mode_ == Mode::Ring ? DrainRing() : DrainMmsg();
+    if (pendErrno_ != 0) return Napi::Number::New(env, -1);
     if (n > 0 || timeout <= 0) break;
     double left = deadline - MonotonicMs();
     if (left <= 0) break;
+    // Nothing delivered, so nothing in this batch points into the blocks read
+    // so far (all skipped or truncated): give them back before sleeping, or
+    // poll() would keep seeing a user-owned block and return at once.
+    if (mode_ == Mode::Ring) ReleaseRingBlocks();
     pollfd pfd = {fd_, POLLIN, 0};
     timespec ts;
     ts.tv_sec = static_cast<time_t>(left / 1000);
@@ -488,7 +529,9 @@ Napi::Value PacketSocket::Receive(const Napi::CallbackInfo& info) {
     int r = ppoll(&pfd, 1, &ts, nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
-      ThrowSys(env, "ppoll", errno);
+      pendErrno_ = errno;
+      pendSyscall_ = "ppoll";
+      return Napi::Number::New(env, -1);
     }
     if (r > 0 && (pfd.revents & POLLERR)) ReadSocketError();
   }

@@ -68,6 +68,7 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
   Napi::Value SetFilter(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value TakeError(const Napi::CallbackInfo& info);
 
   void Open(Napi::Env env, const std::string& ifname, const Napi::Object& opts);
   void SetupRing(Napi::Env env);
@@ -78,7 +79,7 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
 
   // One pass over what is ready; returns frames delivered into off_/len_.
   uint32_t DrainRing();
-  uint32_t DrainMmsg(Napi::Env env);
+  uint32_t DrainMmsg();
   void ReleaseRingBlocks();
   void ReadSocketError();
 
@@ -111,12 +112,17 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
   std::vector<mmsghdr> rxMsgs_;
   std::vector<iovec> rxIov_;
   std::vector<sockaddr_ll> rxAddr_;
+  static constexpr size_t kCtlSpace = CMSG_SPACE(sizeof(tpacket_auxdata));
+  std::vector<uint8_t> rxCtl_;  // PACKET_AUXDATA control message per slot
 
   // sendmmsg state, grown to the largest batch seen.
   std::vector<mmsghdr> txMsgs_;
   std::vector<iovec> txIov_;
 
   Counters c_;
+  // Error of the packet path, handed over by takeError() (see Receive).
+  int pendErrno_ = 0;
+  const char* pendSyscall_ = "";
 };
 
 }  // namespace saru

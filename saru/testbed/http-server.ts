@@ -30,6 +30,10 @@ const MAX_BYTES = 2 ** 40;
 
 function sendPattern(res: ServerResponse, n: number): void {
   res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(n), 'X-Real-Server': name! });
+  if (res.req.method === 'HEAD') {
+    res.end();
+    return;
+  }
   let sent = 0;
   let closed = false;
   res.on('close', () => {

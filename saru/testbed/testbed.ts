@@ -330,7 +330,7 @@ export class Testbed {
     const hosts: Array<Promise<void>> = [this.buildClient()];
     for (let i = 1; i <= this.directors; i++) hosts.push(this.buildDirector(i));
     for (let j = 1; j <= this.realServers; j++) hosts.push(this.buildReal(j));
-    await Promise.all(hosts);
+    await settleAll(hosts);
     this.log(`${this.prefix}: client, ${this.directors} director(s), ${this.realServers} real server(s) wired (${Date.now() - t0} ms)`);
 
     const starts: Array<Promise<void>> = [];
@@ -338,7 +338,7 @@ export class Testbed {
       starts.push(this.startProgram(this.nsName('real', j), this.realDir(j), 'http', join(this.programDir, 'http-server.js'), ['--name', `r${j}`]));
       starts.push(this.startProgram(this.nsName('real', j), this.realDir(j), 'udp', join(this.programDir, 'udp-echo.js'), ['--name', `r${j}`]));
     }
-    await Promise.all(starts);
+    await settleAll(starts);
     this.log(`${this.prefix}: real servers answer HTTP on port 80 and UDP echo on port 7`);
 
     const services = this.servicesText();
@@ -349,7 +349,7 @@ export class Testbed {
       writeFileSync(join(dir, 'saru.conf'), this.saruConfText(i));
     }
     if (this.startDaemons) {
-      await Promise.all(Array.from({ length: this.directors }, (_, k) => this.startDirector(k + 1)));
+      await settleAll(Array.from({ length: this.directors }, (_, k) => this.startDirector(k + 1)));
       this.log(`${this.prefix}: ${this.directors} saru daemon(s) running`);
     }
     this.log(`${this.prefix}: up in ${Date.now() - t0} ms`);
@@ -635,6 +635,14 @@ export class Testbed {
       }
     }
   }
+}
+
+/** Await every promise; if any failed, throw one error carrying every failure's message. */
+async function settleAll(ps: Array<Promise<void>>): Promise<void> {
+  const failed = (await Promise.allSettled(ps)).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length === 0) return;
+  if (failed.length === 1) throw failed[0]!.reason;
+  throw new SaruError(ErrorCode.IO, failed.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason))).join('\n'));
 }
 
 /** Identity (device:inode:mtime) of a Unix socket file, or undefined when there is none. */

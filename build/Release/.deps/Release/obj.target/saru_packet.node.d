@@ -1,1 +1,0 @@
-cmd_Release/obj.target/saru_packet.node := g++ -o Release/obj.target/saru_packet.node -shared -pthread -rdynamic -m64  -Wl,-soname=saru_packet.node -Wl,--start-group Release/obj.target/saru_packet/native/src/packet_socket.o -Wl,--end-group 

@@ -1,1 +1,0 @@
-cmd_Release/saru_packet.node := ln -f "Release/obj.target/saru_packet.node" "Release/saru_packet.node" 2>/dev/null || (rm -rf "Release/saru_packet.node" && cp -af "Release/obj.target/saru_packet.node" "Release/saru_packet.node")

@@ -1,0 +1,130 @@
+/**
+ * The data plane driven in-process: a MemoryPort instead of AF_PACKET and a
+ * manual clock; what the daemon's worker thread runs, minus the thread.
+ */
+import assert from 'node:assert/strict';
+import { Fwd, ManualClock, Proto, Sense, type ServiceInitPair } from '../../core/index.js';
+import { MemoryPort } from '../../native/index.js';
+import { Dataplane, TICK_MS, type DataplaneInit } from '../../saru/dataplane.js';
+import { PacketBuilder, formatMac, parseMac } from '../helpers/packet-builder.js';
+
+const SHARED = '02:5a:52:55:00:01';
+const CLIENT_MAC = '02:00:00:00:00:c1';
+const RS_MACS = ['02:00:00:00:01:01', '02:00:00:00:01:02'];
+const VIP = '198.18.0.100';
+
+function services(weights = [1, 2], fwd: number = Fwd.DR): ServiceInitPair[] {
+  return [
+    {
+      service: { protocol: Proto.TCP, address: VIP, port: 80, scheduler: 'wrr' },
+      realServers: weights.map((weight, i) => ({ address: `198.18.0.${101 + i}`, port: 80, weight, fwd })),
+    },
+  ];
+}
+
+function rig(init: Partial<DataplaneInit> = {}) {
+  const port = new MemoryPort({ ifname: 'mem0', mac: parseMac(SHARED), mtu: 1500 });
+  const clock = new ManualClock(1000);
+  const dp = new Dataplane(
+    { buckets: 1024, sense: Sense.SRC_PORT, owned: [...Array(1024).keys()], epoch: 1, services: services(), connTableSize: 4096, midFlow: 'drop', batchSize: 64, ...init },
+    { port, clock },
+  );
+  dp.setNeighbours(RS_MACS.map((mac, i) => ({ address: `198.18.0.${101 + i}`, mac })));
+  return { port, clock, dp };
+}
+
+function syn(sport: number, flags = 'S'): Uint8Array {
+  return new PacketBuilder().eth({ src: CLIENT_MAC, dst: SHARED }).ipv4({ src: '198.18.1.2', dst: VIP }).tcp({ sport, dport: 80, flags }).build();
+}
+
+describe('data plane (in-process, MemoryPort)', () => {
+  it('forwards DR connections to real servers in wrr proportion, rewriting MACs only', () => {
+    const { port, dp } = rig();
+    for (let i = 0; i < 300; i++) port.inject(syn(20000 + i));
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 300);
+    const perMac = new Map<string, number>();
+    for (const f of port.sent) {
+      assert.equal(formatMac(f.subarray(6, 12)), SHARED, 'source MAC is the shared MAC');
+      const d = formatMac(f.subarray(0, 6));
+      perMac.set(d, (perMac.get(d) ?? 0) + 1);
+    }
+    assert.deepEqual(Object.fromEntries(perMac), { [RS_MACS[0]!]: 100, [RS_MACS[1]!]: 200 });
+    const st = dp.status();
+    assert.equal(st.connections, 300);
+    assert.equal(st.counters.scheduled, 300);
+    assert.ok(dp.listServices({}).includes('-> 198.18.0.102:80'));
+    assert.match(dp.listConnections(0), /TCP .* SYN_RECV .*198\.18\.1\.2:20000 +198\.18\.0\.100:80 +198\.18\.0\.10[12]:80/);
+  });
+
+  it('attaches a socket filter and replaces it when the slice changes', () => {
+    const { port, dp } = rig({ owned: [0, 1, 2, 3] });
+    const first = port.filter;
+    assert.ok(first && first.length > 0 && first.length % 8 === 0);
+    assert.ok(dp.filterInsns > 0);
+    dp.setSlice([4, 5], 2);
+    assert.notDeepEqual(port.filter, first);
+    assert.equal(dp.status().epoch, 2);
+    assert.deepEqual(dp.status().ranges, [[4, 5]]);
+  });
+
+  it('forwards only its own slice and counts the rest', () => {
+    const { port, dp } = rig({ owned: [...Array(512).keys()] }); // buckets 0-511 of 1024
+    port.inject(syn(1024 + 5)); // bucket 5: ours
+    port.inject(syn(1024 + 600)); // bucket 600: not ours
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 1);
+    assert.equal(dp.status().drops['not-our-slice'], 1);
+  });
+
+  it('holds frames for a real server whose MAC is unknown, counted', () => {
+    const { port, dp } = rig();
+    dp.setNeighbours([{ address: '198.18.0.101', mac: '' }, { address: '198.18.0.102', mac: '' }]);
+    port.inject(syn(30000));
+    dp.runOnce(0);
+    assert.equal(port.sent.length, 0);
+    assert.deepEqual(dp.status().unresolved.sort(), ['198.18.0.101', '198.18.0.102']);
+    assert.equal(dp.status().drops['no-neighbour'], 1);
+  });
+
+  it('reloads services as a diff: established connections keep their real server', () => {
+    const { port, dp } = rig({}, );
+    port.inject(syn(40000));
+    dp.runOnce(0);
+    const first = formatMac(port.sent[0]!.subarray(0, 6));
+    const r = dp.setServices(services([0, 5]));
+    assert.deepEqual(r.updated, ['TCP 198.18.0.100:80']);
+    port.sent.length = 0;
+    port.inject(syn(40000, 'A'));
+    dp.runOnce(0);
+    assert.equal(formatMac(port.sent[0]!.subarray(0, 6)), first, 'same real server after reload');
+    port.inject(syn(40001));
+    dp.runOnce(0);
+    assert.equal(formatMac(port.sent[1]!.subarray(0, 6)), RS_MACS[1], 'weight 0 takes no new connections');
+  });
+
+  it('expires entries on its clock ticks', () => {
+    const { port, clock, dp } = rig();
+    port.inject(syn(50000));
+    dp.runOnce(0);
+    assert.equal(dp.status().connections, 1);
+    clock.advance(61_000 + TICK_MS); // SYN_RECV times out after 60 s in IPVS
+    dp.runOnce(0);
+    assert.equal(dp.status().connections, 0);
+  });
+
+  it('sends NAT replies to the gateway MAC', () => {
+    const { port, dp } = rig({ services: services([1], Fwd.NAT) });
+    dp.setNeighbours([{ address: '198.18.1.2', mac: CLIENT_MAC }], '198.18.1.2');
+    port.inject(syn(41000));
+    dp.runOnce(0);
+    const fwd = port.sent[0]!;
+    assert.equal(formatMac(fwd.subarray(0, 6)), RS_MACS[0]);
+    const reply = new PacketBuilder().eth({ src: RS_MACS[0], dst: SHARED }).ipv4({ src: '198.18.0.101', dst: '198.18.1.2' }).tcp({ sport: 80, dport: 41000, flags: 'SA' }).build();
+    port.inject(reply);
+    dp.runOnce(0);
+    const back = port.sent[1]!;
+    assert.equal(formatMac(back.subarray(0, 6)), CLIENT_MAC);
+    assert.deepEqual([...back.subarray(26, 30)], [198, 18, 0, 100], 'source rewritten to the VIP');
+  });
+});
