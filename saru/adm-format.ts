@@ -12,6 +12,7 @@ export function formatCluster(c: ClusterInfo): string {
     `Sense ${c.sense}  buckets ${c.buckets}  owned ${c.ownedBuckets}: ${c.slice || '(none)'}`,
     `Connections ${c.connections} of ${c.tableCapacity}`,
   ];
+  if (c.unresolved.length > 0) lines.push(`Unresolved real servers (no MAC yet): ${c.unresolved.join(' ')}`);
   const row = (title: string, list: Array<{ name: string; value: number }>): void => {
     if (list.length === 0) return;
     lines.push(`${title}:`);

@@ -129,7 +129,7 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
   };
   const required = (key: keyof typeof SARU_CONF_KEYS): string => {
     const e = seen.get(key);
-    if (!e) throw configError(file, lines.length, `missing required key "${key}" (${SARU_CONF_KEYS[key]})`);
+    if (!e) throw configError(file, Math.max(1, lines.length - (lines[lines.length - 1] === '' ? 1 : 0)), `missing required key "${key}" (${SARU_CONF_KEYS[key]})`);
     return e.value;
   };
   const get = (key: keyof typeof SARU_CONF_KEYS): string | undefined => seen.get(key)?.value;

@@ -44,6 +44,7 @@ export interface ClusterInfo {
   port: Counter[];
   ioMode: string;
   filterInsns: number;
+  unresolved: string[];
 }
 
 /** A request: exactly one body field set. */

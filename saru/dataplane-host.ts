@@ -35,6 +35,8 @@ export interface ReadyInfo {
   filterInsns: number;
   filterError: string;
   realServers: string[];
+  /** Packet I/O mode the port runs in ("ring", "mmsg", or "memory"). */
+  ioMode: string;
 }
 
 export interface WorkerReply {

@@ -56,7 +56,7 @@ function main(): void {
     ctl.close();
     return;
   }
-  ctl.postMessage({ id: 0, ok: true, ready: { mac: Array.from(port.mac), mtu: port.mtu, filterInsns: dp.filterInsns, filterError: dp.filterError, realServers: dp.realServerAddresses() } } satisfies WorkerReply);
+  ctl.postMessage({ id: 0, ok: true, ready: { mac: Array.from(port.mac), mtu: port.mtu, filterInsns: dp.filterInsns, filterError: dp.filterError, realServers: dp.realServerAddresses(), ioMode: 'mode' in port ? String(port.mode) : 'unknown' } } satisfies WorkerReply);
   let stopId = -1;
   let lastPoll = 0;
   while (stopId < 0) {

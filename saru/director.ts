@@ -134,7 +134,7 @@ export class Director {
         this.onFatal(e);
       };
       const ready = await this.dataplane.ready;
-      this.ioMode = cfg.ioMode ?? 'default';
+      this.ioMode = ready.ioMode;
       this.log.info(
         { interface: cfg.interface, mtu: ready.mtu, filterInsns: ready.filterInsns, filterError: ready.filterError || undefined },
         'data plane running',
@@ -242,6 +242,7 @@ export class Director {
       port: counters(st.port),
       ioMode: this.ioMode,
       filterInsns: st.filterInsns,
+      unresolved: st.unresolved,
     };
   }
 

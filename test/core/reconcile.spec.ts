@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Fwd, Proto, ServiceTable, reconcileServices, type ServiceInitPair } from '../../core/index.js';
 
-function svc(port: number, reals: Array<[string, number, number?]>, extra: Partial<ServiceInitPair['service']> = {}): ServiceInitPair {
+function svc(port: number, reals: Array<[string, number, Fwd?]>, extra: Partial<ServiceInitPair['service']> = {}): ServiceInitPair {
   return {
     service: { protocol: Proto.TCP, address: '198.18.0.100', port, scheduler: 'wrr', ...extra },
     realServers: reals.map(([address, weight, fwd]) => ({ address, port: port, weight, fwd: fwd ?? Fwd.DR })),

@@ -13,9 +13,18 @@ const ROOT = process.getuid?.() === 0;
 const ADM = fileURLToPath(new URL('../../saru/adm.js', import.meta.url));
 const NATIVE_TEST = fileURLToPath(new URL('./inject.js', import.meta.url));
 
+/** Bring the testbed up and wait until every director knows every real server's MAC. */
 async function up(init: TestbedInit): Promise<Testbed> {
   const tb = new Testbed({ directors: 1, realServers: 2, ...init });
   await tb.up();
+  for (let i = 1; i <= tb.directors; i++) {
+    for (let tries = 0; ; tries++) {
+      const c = await cluster(tb, i);
+      if (c.unresolved.length === 0) break;
+      assert.ok(tries < 100, `director ${i} never resolved ${c.unresolved.join(' ')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   return tb;
 }
 
@@ -44,6 +53,7 @@ async function adm(tb: Testbed, i: number, args: string[]): Promise<string> {
 
 interface ClusterJson {
   slice: string;
+  unresolved: string[];
   ownedBuckets: number;
   counters: Array<{ name: string; value: number }>;
   drops: Array<{ name: string; value: number }>;
@@ -123,7 +133,9 @@ function clientPorts(conns: string): number[] {
     tb = await up({ prefix: 'se2e', directors: 2, realServers: 2, fwd: 'masq', scheduler: 'rr' });
     const n = 300;
     const bodies = await requests(tb, 'http://198.18.0.100/', n);
-    assert.deepEqual(tally(bodies), { r1: n / 2, r2: n / 2 });
+    const t = tally(bodies);
+    // Each director runs its own rr over its own connections: within one per director of half.
+    assert.ok(t.r1! + t.r2! === n && Math.abs(t.r1! - n / 2) <= 2, JSON.stringify(t));
     let scheduled = 0;
     for (let i = 1; i <= 2; i++) {
       const c = await cluster(tb, i);
@@ -141,7 +153,9 @@ function clientPorts(conns: string): number[] {
   it('4. IPv6, DR', async () => {
     tb = await up({ prefix: 'se2e', directors: 2, realServers: 2, fwd: 'gate', scheduler: 'wrr', ipv6: true });
     const bodies = await requests(tb, 'http://[2001:2::100]/', 200);
-    assert.deepEqual(tally(bodies), { r1: 100, r2: 100 });
+    const t = tally(bodies);
+    // Two directors, each with its own wrr turn: within one per director of half.
+    assert.ok(t.r1! + t.r2! === 200 && Math.abs(t.r1! - 100) <= 2, JSON.stringify(t));
     const list = await adm(tb, 1, ['-L', '-n']);
     assert.match(list, /TCP {2}\[2001:2::100\]:80 wrr/);
   });
@@ -151,7 +165,7 @@ function clientPorts(conns: string): number[] {
     const client = fileURLToPath(new URL('../../saru/testbed/udp-client.js', import.meta.url));
     const seen: Record<string, number> = {};
     for (let k = 0; k < 40; k++) {
-      const r = await tb.exec(tb.nsName('client'), process.execPath, [client, '--to', '198.18.0.100', '--port', '7', '--payload', `hello${k}`, '--source-port', String(41000 + k)]);
+      const r: { code: number; stdout: string; stderr: string } = await tb.exec(tb.nsName('client'), process.execPath, [client, '--to', '198.18.0.100', '--port', '7', '--payload', `hello${k}`, '--source-port', String(41000 + k)]);
       assert.equal(r.code, 0, r.stderr);
       const m = /^(r\d) hello(\d+)$/.exec(r.stdout.trim());
       assert.ok(m && Number(m[2]) === k, `reply "${r.stdout}"`);
@@ -164,7 +178,7 @@ function clientPorts(conns: string): number[] {
   it('6. bad input: random and truncated frames do not crash or stall the daemon; drops are counted', async () => {
     tb = await up({ prefix: 'se2e', directors: 1, realServers: 2, fwd: 'gate', scheduler: 'rr' });
     const before = await cluster(tb, 1);
-    const r = await tb.exec(tb.nsName('client'), process.execPath, [NATIVE_TEST, '--ifname', 'eth0', '--dst-mac', tb.addresses.sharedMac, '--count', '20000', '--seed', '7'], {
+    const r: { code: number; stdout: string; stderr: string } = await tb.exec(tb.nsName('client'), process.execPath, [NATIVE_TEST, '--ifname', 'eth0', '--dst-mac', tb.addresses.sharedMac, '--count', '20000', '--seed', '7'], {
       timeoutMs: 60_000,
     });
     assert.equal(r.code, 0, r.stderr);

@@ -47,7 +47,7 @@ describe('control socket', () => {
       const cluster = {
         nodeId: 3, interface: 'eth0', clusterInterface: 'eth1', buckets: 1024, sense: 'src-port', epoch: 4, slice: '0-341',
         ownedBuckets: 342, state: 'static', uptimeMs: 1234.5, connections: 10, tableCapacity: 1 << 20,
-        counters: [{ name: 'rxFrames', value: 2 ** 40 }], drops: [{ name: 'not-our-slice', value: 5 }], port: [], ioMode: 'ring', filterInsns: 27,
+        counters: [{ name: 'rxFrames', value: 2 ** 40 }], drops: [{ name: 'not-our-slice', value: 5 }], port: [], ioMode: 'ring', filterInsns: 27, unresolved: ['198.18.0.101'],
       };
       const back = decodeResponse(body(encodeResponse({ id: 5, text: 'x\n', cluster })));
       assert.equal(back.id, 5);
