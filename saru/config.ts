@@ -52,6 +52,8 @@ export interface SaruConfig {
   nftTable: string;
   /** How often real servers' and gateways' MAC addresses are refreshed, ms. */
   neighbourRefreshMs: number;
+  /** Attach the slice's classic BPF filter to the packet socket (default true). */
+  socketFilter: boolean;
 }
 
 /** Keys saru.conf accepts, with what they expect (for error messages and the README). */
@@ -72,6 +74,7 @@ export const SARU_CONF_KEYS = {
   io_mode: 'ring or mmsg',
   nft_table: 'an nftables table name ([A-Za-z0-9_]+)',
   neighbour_refresh: 'milliseconds, 100-600000',
+  socket_filter: 'yes or no',
 } as const;
 
 export const SARU_CONF_DEFAULTS = {
@@ -83,6 +86,7 @@ export const SARU_CONF_DEFAULTS = {
   batch_size: 64,
   nft_table: 'saru',
   neighbour_refresh: 5000,
+  socket_filter: 'yes',
 } as const;
 
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
@@ -182,6 +186,9 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
   const neighbourRefreshMs = intIn(get('neighbour_refresh') ?? String(SARU_CONF_DEFAULTS.neighbour_refresh), 100, 600000);
   if (neighbourRefreshMs === null) throw bad('neighbour_refresh');
 
+  const sf = get('socket_filter') ?? SARU_CONF_DEFAULTS.socket_filter;
+  if (sf !== 'yes' && sf !== 'no') throw bad('socket_filter');
+
   return {
     file,
     nodeId,
@@ -200,6 +207,7 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
     ioMode: io ?? null,
     nftTable,
     neighbourRefreshMs,
+    socketFilter: sf === 'yes',
   };
 }
 

@@ -128,6 +128,7 @@ export class Director {
         connTableSize: cfg.connTableSize,
         midFlow: cfg.midFlow,
         batchSize: cfg.batchSize,
+        socketFilter: cfg.socketFilter,
       });
       this.dataplane.onFailure = (e) => {
         this.log.error({ err: e.message }, 'data plane stopped');

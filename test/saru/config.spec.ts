@@ -38,6 +38,7 @@ describe('saru.conf', () => {
     assert.equal(c.batchSize, 64);
     assert.equal(c.ioMode, null);
     assert.equal(c.nftTable, 'saru');
+    assert.equal(c.socketFilter, true);
   });
 
   it('reads every key, with comments and blank lines', () => {
@@ -59,6 +60,7 @@ batch_size = 128
 io_mode = mmsg
 nft_table = saru_test
 neighbour_refresh = 1000
+socket_filter = no
 `;
     const c = parseSaruConf(text, '/etc/saru/saru.conf');
     assert.equal(c.nodeId, 3);
@@ -76,6 +78,7 @@ neighbour_refresh = 1000
     assert.equal(c.ioMode, 'mmsg');
     assert.equal(c.nftTable, 'saru_test');
     assert.equal(c.neighbourRefreshMs, 1000);
+    assert.equal(c.socketFilter, false);
   });
 
   const bad: Array<[string, string, number, string]> = [
