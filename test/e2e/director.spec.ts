@@ -192,4 +192,47 @@ function clientPorts(conns: string): number[] {
     const alive = await tb.status();
     assert.ok(alive.directors[0]!.alive, 'the daemon is still running');
   });
+
+  it('7. SIGHUP reloads services without dropping a download; SIGTERM removes the rules and the VIP', async () => {
+    tb = await up({ prefix: 'se2e', directors: 1, realServers: 2, fwd: 'gate', scheduler: 'wrr' });
+    const ns = tb.nsName('director', 1);
+    const nft = await tb.exec(ns, 'nft', ['list', 'table', 'inet', 'saru']);
+    assert.equal(nft.code, 0, 'the host-stack table is in place while saru runs');
+    assert.match((await tb.exec(ns, 'ip', ['-o', 'addr', 'show', 'dev', 'eth0'])).stdout, /198\.18\.0\.100\/32/);
+
+    // A 4 MB download at 2 MB/s: about two seconds in flight across the reload.
+    const size = 4_000_000;
+    const download = tb.exec(tb.nsName('client'), 'bash', ['-c', `curl -s --fail --limit-rate 2M http://198.18.0.100/bytes/${size} | sha256sum`], { timeoutMs: 60_000 });
+    for (let tries = 0; (await cluster(tb, 1)).counters.find((c) => c.name === 'scheduled')!.value < 1; tries++) {
+      assert.ok(tries < 50, 'the download never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const servicesPath = `${tb.directorDir(1)}/services.cf`;
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const changed = readFileSync(servicesPath, 'utf8').replace(/(real=198\.18\.0\.101:80 gate) 1/, '$1 0').replace(/(real=198\.18\.0\.102:80 gate) 1/, '$1 3');
+    assert.notEqual(changed, readFileSync(servicesPath, 'utf8'), 'the services file was edited');
+    writeFileSync(servicesPath, changed);
+    const pid = (await tb.status()).directors[0]!.pid!;
+    process.kill(pid, 'SIGHUP');
+    for (let tries = 0; !/-> 198\.18\.0\.102:80 +Route +3 /.test(await adm(tb, 1, ['-L', '-n'])); tries++) {
+      assert.ok(tries < 50, 'the reload was not applied');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const d = await download;
+    assert.equal(d.code, 0, d.stderr);
+    const { createHash } = await import('node:crypto');
+    const { patternByte } = await import('../../saru/testbed/index.js');
+    const h = createHash('sha256');
+    const chunk = new Uint8Array(size);
+    for (let k = 0; k < size; k++) chunk[k] = patternByte(k);
+    h.update(chunk);
+    assert.equal(d.stdout.split(' ')[0], h.digest('hex'), 'the download spanning the reload is intact');
+    const after = await requests(tb, 'http://198.18.0.100/', 30);
+    assert.deepEqual(tally(after), { r2: 30 }, 'weight 0 takes no new connections after the reload');
+
+    await tb.stopDirector(1);
+    assert.notEqual((await tb.exec(ns, 'nft', ['list', 'table', 'inet', 'saru'])).code, 0, 'SIGTERM removed the nftables table');
+    assert.doesNotMatch((await tb.exec(ns, 'ip', ['-o', 'addr', 'show', 'dev', 'eth0'])).stdout, /198\.18\.0\.100\//, 'SIGTERM removed the VIP');
+    assert.match(readFileSync(`${tb.directorDir(1)}/saru.log`, 'utf8'), /director stopped/);
+  });
 });
