@@ -215,7 +215,7 @@ export interface BpfContext {
   ifindex: number;
 }
 
-/** Ancillary offsets runFilter understands; a program using others is refused by MemoryPort. */
+/** Ancillary offsets BpfProgram models (PROTOCOL, PKTTYPE, IFINDEX); a program using others is refused by its constructor and by MemoryPort. */
 export function unsupportedAncillary(prog: Uint8Array): string | null {
   const insns = disassemble(prog);
   for (let pc = 0; pc < insns.length; pc++) {
@@ -241,15 +241,21 @@ export function unsupportedAncillary(prog: Uint8Array): string | null {
  * Allocates nothing per call except what the decoded program needs once.
  */
 export class BpfProgram {
+  /** Instructions executed by the latest run(), return included (for cost tests); 0 before the first run. */
+  steps = 0;
   private readonly code: Uint16Array;
   private readonly jt: Uint8Array;
   private readonly jf: Uint8Array;
   private readonly k: Uint32Array;
   private readonly mem = new Uint32Array(BPF_MEMWORDS);
 
-  /** @throws Error with checkProgram()'s message when the kernel would refuse the program */
+  /**
+   * @throws Error with checkProgram()'s message when the kernel would refuse
+   * the program, or unsupportedAncillary()'s when it reads an ancillary field
+   * this interpreter does not model (rather than give a wrong verdict)
+   */
   constructor(prog: Uint8Array) {
-    const err = checkProgram(prog);
+    const err = checkProgram(prog) ?? unsupportedAncillary(prog);
     if (err) throw new Error(err);
     const insns = disassemble(prog);
     this.code = Uint16Array.from(insns, (i) => i.code);
@@ -261,8 +267,10 @@ export class BpfProgram {
   run(buf: Uint8Array, off: number, len: number, ctx: BpfContext): number {
     let a = 0;
     let x = 0;
+    let steps = 0;
     const mem = this.mem;
     for (let pc = 0; ; pc++) {
+      steps++;
       const code = this.code[pc]!;
       const k = this.k[pc]!;
       switch (code & 0x07) {
@@ -275,12 +283,12 @@ export class BpfProgram {
           else if (mode === Bpf.LEN) v = len;
           else if (mode === Bpf.MEM) v = mem[k]!;
           else if (mode === Bpf.MSH) {
-            if (k >= len) return 0;
+            if (k >= len) return this.end(0, steps);
             v = (buf[off + k]! & 0x0f) << 2;
           } else {
             const at = mode === Bpf.IND ? (x + (k | 0)) | 0 : k | 0;
             const r = this.load(buf, off, len, at, size, mode === Bpf.ABS, ctx);
-            if (r < 0) return 0;
+            if (r < 0) return this.end(0, steps);
             v = r;
           }
           if ((code & 0x07) === Bpf.LD) a = v >>> 0;
@@ -299,8 +307,8 @@ export class BpfProgram {
             case Bpf.ADD: a = (a + src) >>> 0; break;
             case Bpf.SUB: a = (a - src) >>> 0; break;
             case Bpf.MUL: a = Math.imul(a, src) >>> 0; break;
-            case Bpf.DIV: if (src === 0) return 0; a = Math.floor(a / src) >>> 0; break;
-            case Bpf.MOD: if (src === 0) return 0; a = a % src >>> 0; break;
+            case Bpf.DIV: if (src === 0) return this.end(0, steps); a = Math.floor(a / src) >>> 0; break;
+            case Bpf.MOD: if (src === 0) return this.end(0, steps); a = a % src >>> 0; break;
             case Bpf.OR: a = (a | src) >>> 0; break;
             case Bpf.AND: a = (a & src) >>> 0; break;
             case Bpf.XOR: a = (a ^ src) >>> 0; break;
@@ -323,13 +331,18 @@ export class BpfProgram {
           break;
         }
         case Bpf.RET:
-          return (code & Bpf.A ? a : k) >>> 0;
+          return this.end((code & Bpf.A ? a : k) >>> 0, steps);
         case Bpf.MISC:
           if ((code & 0xf8) === Bpf.TXA) a = x;
           else x = a;
           break;
       }
     }
+  }
+
+  private end(verdict: number, steps: number): number {
+    this.steps = steps;
+    return verdict;
   }
 
   /** Big-endian load of 1, 2 or 4 bytes at a (possibly negative, special) offset; -1 when out of bounds. */

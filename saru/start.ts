@@ -31,9 +31,12 @@ What exists today (see README.md, "Status"):
           persistence, connection table with the IPVS TCP state machine and sync events,
           DR/NAT/TUN rewrites, slice filter, counters and rates, ipvsadm formats,
           ldirectord.cf parsing                                   (npm test, npm run bench:core)
-Not yet: native AF_PACKET I/O and the saru daemon (issue 3), the coordinator (issue 4),
-         saru-syncd (issue 5), health checks and keepalived.conf (issue 6), and the
-         three-director demo in network namespaces (issue 7).
+  saru    the director daemon on real packets: AF_PACKET rings, a BPF socket filter per
+          slice, nftables host-stack rules, saruadm; static slices from saru.conf
+  testbed directors, real servers and a client in network namespaces (as root):
+          npm run testbed -- up    then    ip netns exec saru-c curl -s http://198.18.0.100/
+Not yet: the coordinator (issue 4), saru-syncd (issue 5), health checks and keepalived.conf
+         (issue 6), and the three-director failover demo in network namespaces (issue 7).
 
 In-process engine run: two directors, one VIP, a synthetic trace of TCP connections.
 `;

@@ -26,6 +26,7 @@ import {
   type BpfInsn,
 } from '../../native/index.js';
 import { loadAddon } from '../../native/addon.js';
+import { unsupportedAncillary } from '../../native/bpf.js';
 import { PacketBuilder } from '../helpers/packet-builder.js';
 
 const L = Bpf;
@@ -162,6 +163,34 @@ describe('native/bpf: BpfProgram verdicts', function () {
     assert.throws(() => new BpfProgram(assemble([stmt(L.LD | L.W | L.LEN)])), /last instruction/);
   });
 
+  it('refuses ancillary loads the kernel knows but it does not model, rather than run them', function () {
+    const p = assemble([stmt(L.LD | L.W | L.ABS, SKF_AD_OFF + 44 /* SKF_AD_VLAN_TAG */), stmt(L.RET | L.A)]);
+    assert.equal(checkProgram(p), null);
+    assert.throws(() => new BpfProgram(p), /SKF_AD_OFF\+44 is not modelled/);
+  });
+
+  it('counts the instructions the latest run executed, return included', function () {
+    const p = new BpfProgram(
+      assemble([
+        stmt(L.LD | L.H | L.ABS, 12),
+        jump(L.JMP | L.JEQ | L.K, 0x0800, 0, 2),
+        stmt(L.LD | L.B | L.ABS, 23),
+        stmt(L.RET | L.A),
+        stmt(L.RET | L.K, 0),
+      ]),
+    );
+    assert.equal(p.steps, 0);
+    assert.equal(p.run(udp(1), 0, 60, HOST), 17);
+    assert.equal(p.steps, 4, 'ldh, jeq, ldb, ret');
+    const arp = udp(1);
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    assert.equal(p.run(arp, 0, 60, HOST), 0);
+    assert.equal(p.steps, 3, 'ldh, jeq jumps over two, ret');
+    assert.equal(p.run(udp(1), 0, 12, HOST), 0);
+    assert.equal(p.steps, 1, 'an out-of-bounds load ends the program');
+  });
+
   it('never throws and always ends, on any accepted program and frame', function () {
     const codes = [0x00, 0x20, 0x28, 0x30, 0x40, 0x48, 0x50, 0x80, 0x01, 0x81, 0xb1, 0x02, 0x04, 0x0c, 0x14, 0x24, 0x34, 0x3c, 0x44, 0x54, 0x64, 0x74, 0x84, 0x94, 0x9c, 0xa4, 0x05, 0x15, 0x1d, 0x25, 0x35, 0x45, 0x06, 0x16, 0x07, 0x87];
     const insn = fc.record({
@@ -173,9 +202,11 @@ describe('native/bpf: BpfProgram verdicts', function () {
     const prog = fc.array(insn, { maxLength: 12 }).map((body) => assemble([...body, stmt(L.RET | L.A)]));
     fc.assert(
       fc.property(prog, fc.uint8Array({ maxLength: 120 }), (p, frame) => {
-        fc.pre(checkProgram(p) === null);
-        const v = new BpfProgram(p).run(frame, 0, frame.length, HOST);
+        fc.pre(checkProgram(p) === null && unsupportedAncillary(p) === null);
+        const bp = new BpfProgram(p);
+        const v = bp.run(frame, 0, frame.length, HOST);
         assert.ok(Number.isInteger(v) && v >= 0 && v <= 0xffffffff);
+        assert.ok(bp.steps >= 1 && bp.steps <= p.length / 8, 'each instruction runs at most once');
       }),
       { numRuns: 500 },
     );

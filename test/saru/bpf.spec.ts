@@ -1,6 +1,6 @@
 /**
  * The slice filter compiler (saru/bpf.ts): table-driven fixtures run through
- * the classic BPF interpreter (test/helpers/bpf-vm.ts), property tests
+ * the classic BPF interpreter (native/bpf.ts BpfProgram), property tests
  * against core's SliceFilter and the real Engine (safety: never drop what the
  * engine forwards; precision: plain client->VIP frames exactly as
  * SliceFilter), exhaustive key sweeps for each key-check strategy, limits and
@@ -26,6 +26,7 @@ import {
   type KeyCheck,
   type NatRealServer,
   type SliceFilterSpec,
+  type SockFilter,
 } from '../../saru/bpf.js';
 import { ErrorCode, Fwd, IpAddress, Proto, Sense, SliceFilter } from '../../core/index.js';
 import { Drop, ParsedFrame } from '../../core/packet/frame.js';
@@ -36,8 +37,7 @@ import { parseMac } from '../../core/mac.js';
 import type { RxBatch } from '../../core/port.js';
 import { createScheduler } from '../../core/sched/index.js';
 import { ServiceTable } from '../../core/service.js';
-import { BpfProgram, checkProgram as nativeCheckProgram } from '../../native/index.js';
-import { BpfVmError, checkProgram, execute, runBpf } from '../helpers/bpf-vm.js';
+import { Bpf, BpfProgram, assemble, checkProgram, type BpfContext } from '../../native/index.js';
 import { DEFAULT_DST_MAC, PacketBuilder, arpFrame } from '../helpers/packet-builder.js';
 
 const SENSES = [Sense.SRC_PORT, Sense.SRC_ADDR, Sense.DST_PORT, Sense.DST_ADDR] as const;
@@ -64,9 +64,33 @@ function spec(sense: Sense, over: Partial<SliceFilterSpec> = {}): SliceFilterSpe
   return { buckets: 1024, sense, owned: OWNED, natRealServers: NAT_RS, ...over };
 }
 
+/** What a packet socket's filter sees besides the frame: skb->protocol is the frame's EtherType. */
+function ctxOf(frame: Uint8Array, pktType = 0): BpfContext {
+  return { protocol: frame.length >= 14 ? (frame[12]! << 8) | frame[13]! : 0, pktType, ifindex: 2 };
+}
+
+/**
+ * A compiled program the kernel accepts (checkProgram), whose non-jump
+ * instructions leave jt/jf 0 (the kernel ignores them there; a compiler
+ * that sets them has a bug), ready to run.
+ */
+function loadFilter(prog: Uint8Array | readonly SockFilter[]): BpfProgram {
+  const bin = prog instanceof Uint8Array ? prog : encodeInsns(prog);
+  assert.equal(checkProgram(bin), null);
+  decodeInsns(bin).forEach(({ code, jt, jf }, pc) => {
+    if ((code & 0x07) !== Bpf.JMP) assert.ok(jt === 0 && jf === 0, `(${pc}) jt/jf set on a non-jump instruction`);
+  });
+  return new BpfProgram(bin);
+}
+
+/** Whether the loaded program keeps the frame (link layer at offset 0). */
+function accepts(prog: BpfProgram, frame: Uint8Array, pktType = 0): boolean {
+  return prog.run(frame, 0, frame.length, ctxOf(frame, pktType)) !== 0;
+}
+
 type Verdict = 'accept' | 'drop';
 function verdict(s: SliceFilterSpec, frame: Uint8Array, pktType = 0): Verdict {
-  return runBpf(compileSliceFilter(s), frame, { pktType }) === 0 ? 'drop' : 'accept';
+  return accepts(loadFilter(compileSliceFilter(s)), frame, pktType) ? 'accept' : 'drop';
 }
 
 interface Flow {
@@ -402,11 +426,11 @@ function engineMayAccept(slice: SliceFilter, rs: NatRealServer[], f: ParsedFrame
 
 function sweepPorts(insns: ReturnType<typeof buildSliceFilter>['insns'], owned: (b: number) => boolean, mask: number): void {
   const f = frame({ family: 4, proto: 'udp', src: IN.v4, dst: VIP_IN.v4, sport: 0, dport: 80 });
-  checkProgram(insns);
+  const prog = loadFilter(insns);
   for (let p = 0; p < 65536; p++) {
     f[34] = p >> 8;
     f[35] = p & 0xff;
-    const got = execute(insns, f).ret !== 0;
+    const got = accepts(prog, f);
     if (got !== owned(p & mask)) assert.fail(`source port ${p} (bucket ${p & mask}): filter ${got ? 'accepts' : 'drops'}`);
   }
 }
@@ -437,23 +461,28 @@ describe('saru/bpf: slice filter compiler', () => {
     });
   });
 
-  describe('the test interpreter refuses what the kernel refuses', () => {
-    const R = (k: number): { code: number; jt: number; jf: number; k: number } => ({ code: 0x06, jt: 0, jf: 0, k });
-    const bad = (insns: Array<{ code: number; jt: number; jf: number; k: number }>, re: RegExp): void =>
-      assert.throws(() => runBpf(insns, new Uint8Array(64)), (e: Error) => e instanceof BpfVmError && re.test(e.message));
+  describe('the interpreter (native/bpf.ts) refuses what the kernel refuses', () => {
+    const R = (k: number): SockFilter => ({ code: 0x06, jt: 0, jf: 0, k });
+    const bad = (insns: SockFilter[], re: RegExp): void => assert.throws(() => new BpfProgram(assemble(insns)), re);
     it('unknown opcodes, jumps out of the program, M[] read before written, no final ret, empty or too long', () => {
       bad([{ code: 0xff, jt: 0, jf: 0, k: 0 }, R(0)], /unknown opcode 0xff/);
-      bad([{ code: 0x15, jt: 5, jf: 0, k: 0 }, R(0)], /leaves the program/);
-      bad([{ code: 0x60, jt: 0, jf: 0, k: 0 }, R(0)], /M\[0\] may be loaded before it is stored/);
-      bad([{ code: 0x28, jt: 0, jf: 0, k: 12 }], /last instruction is not a ret/);
+      bad([{ code: 0x15, jt: 5, jf: 0, k: 0 }, R(0)], /jump out of the program/);
+      bad([{ code: 0x60, jt: 0, jf: 0, k: 0 }, R(0)], /scratch slot 0 read before it is written/);
+      bad([{ code: 0x28, jt: 0, jf: 0, k: 12 }], /last instruction must be a return/);
       bad([{ code: 0x34, jt: 0, jf: 0, k: 0 }, R(0)], /division by constant 0/);
-      bad([{ code: 0x28, jt: 0, jf: 0, k: SKF_AD_OFF + 48 }, R(0)], /ancillary/);
-      bad([], /length 0/);
-      bad(Array.from({ length: 4097 }, () => R(0)), /length 4097/);
+      bad([], /got 0 bytes/);
+      bad(Array.from({ length: 4097 }, () => R(0)), /got 4097/);
+    });
+    it('an ancillary field the kernel knows but the interpreter does not model is refused, not run', () => {
+      const vlanPresent = [{ code: 0x28, jt: 0, jf: 0, k: SKF_AD_OFF + 48 }, R(0)];
+      assert.equal(checkProgram(assemble(vlanPresent)), null, 'SKF_AD_VLAN_TAG_PRESENT: the kernel accepts it');
+      bad(vlanPresent, /ancillary load SKF_AD_OFF\+48 is not modelled/);
     });
     it('a load past the end of the frame returns 0; ancillary packet type is the parameter', () => {
-      assert.equal(runBpf([{ code: 0x28, jt: 0, jf: 0, k: 100 }, R(1)], new Uint8Array(64)), 0);
-      assert.equal(runBpf([{ code: 0x28, jt: 0, jf: 0, k: SKF_AD_OFF + 4 }, { code: 0x16, jt: 0, jf: 0, k: 0 }], new Uint8Array(64), { pktType: 3 }), 3);
+      const run = (insns: SockFilter[], pktType = 0): number =>
+        new BpfProgram(assemble(insns)).run(new Uint8Array(64), 0, 64, { protocol: 0, pktType, ifindex: 2 });
+      assert.equal(run([{ code: 0x28, jt: 0, jf: 0, k: 100 }, R(1)]), 0);
+      assert.equal(run([{ code: 0x28, jt: 0, jf: 0, k: SKF_AD_OFF + 4 }, { code: 0x16, jt: 0, jf: 0, k: 0 }], 3), 3);
     });
   });
 
@@ -522,7 +551,7 @@ describe('saru/bpf: slice filter compiler', () => {
         for (const sense of SENSES) {
           const p = buildSliceFilter({ buckets: 1024, sense, owned, natRealServers: NAT_RS });
           assert.ok(p.insns.length <= BPF_MAXINSNS);
-          checkProgram(p.insns);
+          loadFilter(p.insns);
         }
       }
     });
@@ -633,19 +662,21 @@ describe('saru/bpf: slice filter compiler', () => {
       .chain(([o, sense, rsList]) =>
         fc.tuple(fc.constant(o), fc.constant(sense), fc.constant(rsList), fc.array(arbFrameCase(rsList), { minLength: 1, maxLength: 40 })),
       );
+    /** A case's real servers, its loaded filter, and the SliceFilter it is compiled from. */
+    function caseSetup(buckets: number, sense: Sense, owned: Array<[number, number]>, rsList: Array<{ family: 4 | 6; text: string; port: number }>) {
+      const rs = natRs(rsList);
+      return { rs, prog: loadFilter(compileSliceFilter({ buckets, sense, owned, natRealServers: rs })), slice: sliceOf(buckets, sense, owned) };
+    }
 
     it('(a) safety: a frame the filter drops is never one the engine could accept', () => {
       fc.assert(
         fc.property(arbCase, ([{ buckets, owned }, sense, rsList, cases]) => {
-          const rs = natRs(rsList);
-          const prog = decodeInsns(compileSliceFilter({ buckets, sense, owned, natRealServers: rs }));
-          checkProgram(prog);
-          const slice = sliceOf(buckets, sense, owned);
+          const { rs, prog, slice } = caseSetup(buckets, sense, owned, rsList);
           const p = new ParsedFrame();
           for (const fcase of cases) {
             const fr = frame(fcase.flow, fcase.options ? { options: Uint8Array.of(148, 4, 0, 0) } : {});
             assert.equal(parseFrame(fr, 0, fr.length, p), Drop.OK);
-            const accepted = execute(prog, fr).ret !== 0;
+            const accepted = accepts(prog, fr);
             assert.ok(accepted || !engineMayAccept(slice, rs, p), `dropped ${JSON.stringify(fcase)}`);
           }
         }),
@@ -656,9 +687,7 @@ describe('saru/bpf: slice filter compiler', () => {
     it('(b) precision: plain TCP/UDP client -> VIP frames are accepted exactly when SliceFilter accepts them', () => {
       fc.assert(
         fc.property(arbCase, ([{ buckets, owned }, sense, rsList, cases]) => {
-          const rs = natRs(rsList);
-          const prog = decodeInsns(compileSliceFilter({ buckets, sense, owned, natRealServers: rs }));
-          const slice = sliceOf(buckets, sense, owned);
+          const { rs, prog, slice } = caseSetup(buckets, sense, owned, rsList);
           const p = new ParsedFrame();
           for (const fcase of cases) {
             if (fcase.fromRs || fcase.options) continue;
@@ -666,14 +695,14 @@ describe('saru/bpf: slice filter compiler', () => {
             parseFrame(fr, 0, fr.length, p);
             // Not from a real server's address (random addresses practically never are).
             if (rs.some((r) => r.family === p.family && r.addr.every((w, i) => w === p.saddr[i]))) continue;
-            assert.equal(execute(prog, fr).ret !== 0, slice.accepts(p.saddr, p.sport, p.daddr, p.dport), JSON.stringify(fcase));
+            assert.equal(accepts(prog, fr), slice.accepts(p.saddr, p.sport, p.daddr, p.dport), JSON.stringify(fcase));
           }
         }),
         { numRuns: 400 },
       );
     });
 
-    it('(c) never throws on random bytes, truncations and mutations; a non-HOST packet type is always dropped; native/\'s interpreter agrees', () => {
+    it('(c) never throws on random bytes, truncations and mutations; a non-HOST packet type is always dropped', () => {
       const bins = [
         compileSliceFilter(spec(Sense.SRC_PORT)),
         compileSliceFilter(spec(Sense.SRC_ADDR, { owned: [] })),
@@ -681,10 +710,7 @@ describe('saru/bpf: slice filter compiler', () => {
         compileSliceFilter({ ...spec(Sense.SRC_PORT), natRealServers: [{ family: 4, addr: IpAddress.parse(RS4).words, port: 0 }] }),
         compileSliceFilter({ buckets: 4096, sense: Sense.SRC_PORT, owned: rangesOf(Array.from({ length: 4096 }, (_, k) => k % 3 === 0 && k % 7 !== 1)), natRealServers: NAT_RS }),
       ];
-      for (const b of bins) assert.equal(nativeCheckProgram(b), null);
-      const progs = bins.map((b) => decodeInsns(b));
-      const natives = bins.map((b) => new BpfProgram(b));
-      progs.forEach((pr) => checkProgram(pr));
+      const progs = bins.map((b) => loadFilter(b));
       const valid = fixtures().map((f) => Uint8Array.from(f.input));
       const arbBytes = fc.oneof(
         fc.uint8Array({ maxLength: 120 }),
@@ -697,12 +723,10 @@ describe('saru/bpf: slice filter compiler', () => {
       fc.assert(
         fc.property(arbBytes, fc.nat(progs.length - 1), fc.integer({ min: 0, max: 7 }), (bytes, i, pktType) => {
           const prog = progs[i]!;
-          const r = execute(prog, bytes, { pktType });
-          if (pktType !== 0) assert.equal(r.ret, 0);
-          assert.ok(r.ret === 0 || r.ret === FILTER_ACCEPT);
-          assert.ok(r.steps <= prog.length);
-          const protocol = bytes.length >= 14 ? (bytes[12]! << 8) | bytes[13]! : 0;
-          assert.equal(natives[i]!.run(bytes, 0, bytes.length, { protocol, pktType, ifindex: 2 }), r.ret, 'native/ BpfProgram and the test interpreter disagree');
+          const ret = prog.run(bytes, 0, bytes.length, ctxOf(bytes, pktType));
+          if (pktType !== 0) assert.equal(ret, 0);
+          assert.ok(ret === 0 || ret === FILTER_ACCEPT);
+          assert.ok(prog.steps >= 1 && prog.steps <= bins[i]!.length / 8);
         }),
         { numRuns: 3000 },
       );
@@ -747,7 +771,7 @@ describe('saru/bpf: slice filter compiler', () => {
               { clock: new ManualClock(1_000_000), services, slice },
             );
             engine.neighbours.gateway = parseMac('02:00:00:00:00:fe');
-            const prog = decodeInsns(
+            const prog = loadFilter(
               compileSliceFilter({
                 buckets,
                 sense,
@@ -772,7 +796,7 @@ describe('saru/bpf: slice filter compiler', () => {
                 frames.push(frame({ family, proto: 'tcp', src: r.addr.text, dst: vip, sport: r.port, dport: 80 }));
               }
               for (const fr of frames) {
-                const acc = execute(prog, fr).ret !== 0;
+                const acc = accepts(prog, fr);
                 const fwd = forwarded(fr);
                 assert.ok(acc || !fwd, 'the engine forwarded a frame the filter drops');
                 // The engine's reply path: a SYN-ACK from whichever real server took the connection.
@@ -782,7 +806,7 @@ describe('saru/bpf: slice filter compiler', () => {
                   assert.equal(parseFrame(txf, 0, txf.length, out), Drop.OK);
                   const r = rsObjs.find((x) => x.addr.words[3] === out.daddr[3])!;
                   const reply = frame({ family, proto: 'tcp', src: r.addr.text, dst: addr(ev.client), sport: r.port, dport: ev.cport });
-                  const racc = execute(prog, reply).ret !== 0;
+                  const racc = accepts(prog, reply);
                   const rfwd = forwarded(reply);
                   assert.ok(racc || !rfwd, 'the engine forwarded NAT return traffic the filter drops');
                   assert.ok(rfwd, 'the engine forwards the reply of a connection it scheduled');
@@ -851,7 +875,8 @@ describe('saru/bpf: slice filter compiler', () => {
       let compared = 0;
       for (const { spec: s, frames } of bySpec.values()) {
         const prog = compileSliceFilter(s);
-        const want = frames.map((f) => runBpf(prog, asKernelSees(f), { pktType: pktTypeOf(f) }) !== 0);
+        const interp = loadFilter(prog);
+        const want = frames.map((f) => accepts(interp, asKernelSees(f), pktTypeOf(f)));
         const got = kernelVerdicts(prog, frames);
         const diff = frames.map((f, i) => (got[i] === want[i] ? '' : `${i}: kernel ${got[i]} interpreter ${want[i]} ${Buffer.from(f).toString('hex')}`)).filter((x) => x);
         assert.deepEqual(diff, [], formatProgram(prog));
