@@ -5,7 +5,7 @@
  *   ip netns exec P-c node dist/bench/blast.js --dst-mac 02:5a:52:55:00:01 \
  *     [--ifname eth0] [--saddr 198.18.1.2] [--daddr 198.18.0.100] [--dport 80]
  *     [--flows 4096] [--sport-base 10000] [--size 60|1514] [--seconds 3]
- *     [--mode ring|mmsg] [--batch 64] [--syn-wait-ms 200] [--no-syn]
+ *     [--mode ring|mmsg] [--batch 64] [--syn-wait-ms 200] [--no-syn | --syn-only]
  *
  * Prebuilds one TCP/IPv4 frame per flow (the client's address, source ports
  * sport-base .. sport-base+flows-1, so with sense = src-port the flows cover
@@ -13,6 +13,9 @@
  * MAC. First one SYN per flow (so a director creates its entries), a pause,
  * then ACK frames round-robin over the flows, in TxBatches pointing straight
  * into the prebuilt buffer, as fast as sendmmsg takes them, for `seconds`.
+ * --syn-only stops after the SYNs (the caller checks the connection table
+ * and then blasts with --no-syn). The receive mode (--mode) only shapes the
+ * unused receive side: both modes transmit with sendmmsg.
  * Frame sizes: 60 bytes (54 + Ethernet padding: a 64-byte frame on the wire
  * with its FCS) or 1514 (IP total length 1500).
  *
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
       batch: { type: 'string', default: '64' },
       'syn-wait-ms': { type: 'string', default: '200' },
       'no-syn': { type: 'boolean', default: false },
+      'syn-only': { type: 'boolean', default: false },
     },
   });
   if (!values['dst-mac']) throw new Error('--dst-mac is required');
@@ -114,6 +118,10 @@ async function main(): Promise<void> {
         }
       }
       await sleep(synWaitMs);
+    }
+    if (values['syn-only']) {
+      process.stdout.write(`${JSON.stringify({ sent: 0, errors: 0, seconds: 0, offeredPps: 0, synSent, mode: port.mode, size, flows })}\n`);
+      return;
     }
 
     // ACKs, round-robin over the flows, as fast as the kernel takes them.
