@@ -15,6 +15,7 @@
  * builds afresh: a rebuilt testbed is in a known state, a reused one might
  * carry a previous test's neighbour entries, addresses or processes.
  */
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -286,9 +287,16 @@ export class Testbed {
     if (process.getuid?.() !== 0) {
       throw new SaruError(ErrorCode.NOT_PERMITTED, 'the testbed creates network namespaces and must run as root (sudo npm run testbed -- ...)');
     }
-    const missing = REQUIRED_TOOLS.filter((t) => findTool(t) === undefined);
+    let missing = REQUIRED_TOOLS.filter((t) => findTool(t) === undefined);
     if (missing.length > 0) {
-      throw new SaruError(ErrorCode.IO, `missing tools: ${missing.join(', ')}; run: sudo bash scripts/install-system-deps.sh`);
+      // Install the Debian packages the testbed needs with the project's own script, as CI does.
+      const script = join(this.repoRoot, 'scripts', 'install-system-deps.sh');
+      this.log(`missing tools: ${missing.join(', ')}; running ${script}`);
+      const r = spawnSync('bash', [script], { encoding: 'utf8' });
+      missing = REQUIRED_TOOLS.filter((t) => findTool(t) === undefined);
+      if (missing.length > 0) {
+        throw new SaruError(ErrorCode.IO, `missing tools: ${missing.join(', ')}; ${script} did not install them: ${(r.stderr || r.stdout || '').trim().slice(-500)}`);
+      }
     }
     for (const p of ['http-server.js', 'udp-echo.js']) {
       if (!existsSync(join(this.programDir, p))) {
