@@ -141,6 +141,7 @@ export class Director {
         'data plane running',
       );
 
+      this.warnIfForwarding();
       this.hostStack = new HostStack({ table: cfg.nftTable, interface: cfg.interface }, { run: this.deps.run, log: this.deps.log.child({ component: 'hoststack' }) });
       await this.applyHostStack();
 
@@ -168,6 +169,26 @@ export class Director {
       { nodeId: cfg.nodeId, sense: SENSE_NAMES[cfg.sense], buckets: cfg.buckets, slice: this.sliceText(), epoch: this.epoch, services: this.services.length },
       'director started',
     );
+  }
+
+  /**
+   * The kernel must not route on the data interface: with forwarding on, every
+   * director's kernel would also forward NAT return traffic, un-rewritten
+   * (docs/filter.md). Said loudly, not changed: the sysctl is the operator's.
+   */
+  private warnIfForwarding(): void {
+    for (const [family, path] of [
+      ['IPv4', `/proc/sys/net/ipv4/conf/${this.config.interface}/forwarding`],
+      ['IPv6', `/proc/sys/net/ipv6/conf/${this.config.interface}/forwarding`],
+    ] as const) {
+      try {
+        if (readFileSync(path, 'utf8').trim() === '1') {
+          this.log.warn({ interface: this.config.interface, family }, `${family} forwarding is on for the data interface: the kernel would route NAT replies itself; set it to 0`);
+        }
+      } catch {
+        // no such sysctl (IPv6 disabled): nothing to check
+      }
+    }
   }
 
   private sliceText(): string {
