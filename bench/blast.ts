@@ -6,13 +6,16 @@
  *     [--ifname eth0] [--saddr 198.18.1.2] [--daddr 198.18.0.100] [--dport 80]
  *     [--flows 4096] [--sport-base 10000] [--size 60|1514] [--seconds 3]
  *     [--mode ring|mmsg] [--batch 64] [--syn-wait-ms 200] [--no-syn | --syn-only]
+ *     [--pps N]
  *
  * Prebuilds one TCP/IPv4 frame per flow (the client's address, source ports
  * sport-base .. sport-base+flows-1, so with sense = src-port the flows cover
  * every bucket) with correct IPv4 and TCP checksums, addressed to the shared
- * MAC. First one SYN per flow (so a director creates its entries), a pause,
+ * MAC. First one SYN per flow (so a director creates its entries; at most
+ * 32 per millisecond), a pause,
  * then ACK frames round-robin over the flows, in TxBatches pointing straight
- * into the prebuilt buffer, as fast as sendmmsg takes them, for `seconds`.
+ * into the prebuilt buffer, as fast as sendmmsg takes them (or paced to
+ * --pps frames per second, batch by batch), for `seconds`.
  * --syn-only stops after the SYNs (the caller checks the connection table
  * and then blasts with --no-syn). The receive mode (--mode) only shapes the
  * unused receive side: both modes transmit with sendmmsg.
@@ -61,6 +64,7 @@ async function main(): Promise<void> {
       'syn-wait-ms': { type: 'string', default: '200' },
       'no-syn': { type: 'boolean', default: false },
       'syn-only': { type: 'boolean', default: false },
+      pps: { type: 'string', default: '0' },
     },
   });
   if (!values['dst-mac']) throw new Error('--dst-mac is required');
@@ -78,6 +82,7 @@ async function main(): Promise<void> {
   if (mode !== 'ring' && mode !== 'mmsg') throw new Error(`--mode must be ring or mmsg, got "${mode}"`);
   const batchSize = int('batch', values.batch, 1, 1024);
   const synWaitMs = int('syn-wait-ms', values['syn-wait-ms'], 0, 60000);
+  const pps = int('pps', values.pps, 0, 100_000_000);
 
   // A small receive side (the generator never receives; drop-all filter).
   const port = openPacketPort({ ifname: values.ifname!, mode, batchSize, filter: ACCEPT_NONE, ringBlocks: 2, ringBlockSize: 1 << 16, frameSize: 2048 });
@@ -96,14 +101,16 @@ async function main(): Promise<void> {
     }
     const batch = new TxBatch(batchSize, 0);
 
-    // SYNs: every one must go out (retry what the socket refused).
+    // SYNs: every one must go out (retry what the socket refused), paced at
+    // 32 per millisecond or less: a director creating entries must not lose
+    // them to a full receive ring.
     let synSent = 0;
     if (!values['no-syn']) {
       batch.reset(syns);
       let next = 0;
       for (let stalls = 0; next < flows; ) {
         let k = 0;
-        for (; k < batchSize && next + k < flows; k++) {
+        for (; k < Math.min(32, batchSize) && next + k < flows; k++) {
           batch.off[k] = (next + k) * 64;
           batch.len[k] = 60;
           batch.inScratch[k] = 0;
@@ -112,10 +119,8 @@ async function main(): Promise<void> {
         const n = port.transmit(batch);
         next += n;
         synSent += n;
-        if (n < k) {
-          if (++stalls > 1000) throw new Error(`the socket refused SYNs for 1 s (${synSent} of ${flows} sent)`);
-          await sleep(1);
-        }
+        if (n < k && ++stalls > 1000) throw new Error(`the socket refused SYNs for 1 s (${synSent} of ${flows} sent)`);
+        await sleep(1);
       }
       await sleep(synWaitMs);
     }
@@ -136,15 +141,29 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
     let t = t0;
-    while (t < end) {
-      for (let rep = 0; rep < 16; rep++) {
+    if (pps === 0) {
+      while (t < end) {
+        for (let rep = 0; rep < 16; rep++) {
+          for (let k = 0; k < batchSize; k++) {
+            batch.off[k] = f * slot;
+            if (++f === flows) f = 0;
+          }
+          port.transmit(batch);
+        }
+        t = performance.now();
+      }
+    } else {
+      // Paced: batch n leaves at t0 + n * batchSize / pps (busy-waiting; this core is the generator's anyway).
+      const msPerBatch = (batchSize * 1000) / pps;
+      for (let n = 0; t < end; n++) {
+        const due = t0 + n * msPerBatch;
+        while ((t = performance.now()) < due);
         for (let k = 0; k < batchSize; k++) {
           batch.off[k] = f * slot;
           if (++f === flows) f = 0;
         }
         port.transmit(batch);
       }
-      t = performance.now();
     }
     const s1 = port.stats();
     const secs = (t - t0) / 1000;
