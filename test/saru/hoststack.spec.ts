@@ -89,6 +89,21 @@ describe('saru/hoststack', () => {
       assert.equal(text, GOLDEN_BOTH);
     });
 
+    it('with the data interface: TCP and UDP to the VIPs also dropped at its ingress hook', () => {
+      const text = renderRuleset({ interface: 'eth0', vips: [ip('192.0.2.10'), ip('2001:db8::10')], buckets: 1024, echoOwned: [[0, 511]] });
+      const ingress = text.slice(text.indexOf('\tchain ingress {'), text.indexOf('\tchain input {'));
+      assert.equal(
+        ingress,
+        '\tchain ingress {\n' +
+          '\t\ttype filter hook ingress device "eth0" priority -500; policy accept;\n' +
+          '\t\tip daddr @vip4 meta l4proto { tcp, udp } counter drop\n' +
+          '\t\tip6 daddr @vip6 meta l4proto { tcp, udp } counter drop\n' +
+          '\t}\n\n',
+      );
+      assert.equal(text.replace(ingress, ''), renderRuleset({ vips: [ip('192.0.2.10'), ip('2001:db8::10')], buckets: 1024, echoOwned: [[0, 511]] }));
+      assert.throws(() => renderRuleset({ interface: 'eth0; flush ruleset', vips: [ip('192.0.2.10')], buckets: 2, echoOwned: [] }), /not valid/);
+    });
+
     it('IPv4 only, empty owned set, another table name: no elements, no IPv6 sets or rules', () => {
       assert.equal(renderRuleset({ table: 'lb7', vips: [ip('198.18.0.100')], buckets: 16, echoOwned: [] }), GOLDEN_V4_EMPTY);
     });
@@ -131,7 +146,7 @@ describe('saru/hoststack', () => {
         'ip addr add 198.18.0.101/32 dev eth1',
         'ip -6 addr add 2001:db8::100/128 dev eth1 nodad',
       ]);
-      assert.equal(sys.calls[0]!.stdin, renderRuleset(spec));
+      assert.equal(sys.calls[0]!.stdin, renderRuleset({ interface: 'eth1', ...spec }));
       assert.deepEqual([...sys.tables.keys()], ['saru']);
       assert.deepEqual(sys.addrs.get('eth1'), new Set(['198.18.0.1', '198.18.0.100', '198.18.0.101', '2001:db8::100']));
       assert.deepEqual(hs.addedAddresses(), ['198.18.0.101', '2001:db8::100']);
@@ -335,7 +350,7 @@ describe('saru/hoststack', () => {
 
     /** Packets counted by the rule of the chain matching `re`. */
     function counter(re: RegExp): number {
-      const line = nsOut(D, 'nft', 'list', 'chain', 'inet', 'saru', 'input').split('\n').find((l) => re.test(l));
+      const line = nsOut(D, 'nft', 'list', 'table', 'inet', 'saru').split('\n').find((l) => re.test(l));
       const m = /counter packets (\d+)/.exec(line ?? '');
       if (!m) throw new Error(`no counter for ${re}`);
       return Number(m[1]);
@@ -408,8 +423,9 @@ describe('saru/hoststack', () => {
         const want = ['reply', 'timeout', 'reply', 'timeout', 'timeout', 'timeout', 'timeout', 'reply'];
         assert.deepEqual(probe(probes, want), want);
         // Dropped by our rules: ping from bucket 514, TCP SYN(s), the UDP datagram; IPv6 ping and SYN(s).
-        assert.ok(counter(/ip daddr @vip4 counter/) >= 3, 'IPv4 drop counter');
-        assert.ok(counter(/ip6 daddr @vip6 counter/) >= 2, 'IPv6 drop counter');
+        // TCP and UDP are dropped at the interface's ingress hook, the unowned ping in input.
+        assert.ok(counter(/ip daddr @vip4 counter/) + counter(/ip daddr @vip4 meta l4proto/) >= 3, 'IPv4 drop counter');
+        assert.ok(counter(/ip6 daddr @vip6 counter/) + counter(/ip6 daddr @vip6 meta l4proto/) >= 2, 'IPv6 drop counter');
         assert.ok(counter(/@echo4 counter/) >= 1 && counter(/@echo6 counter/) >= 1, 'echo accept counters');
         // Another slice: the answers swap.
         await hs.apply({ vips: [ip(VIP4), ip(VIP6)], buckets: 1024, echoOwned: [[512, 1023]] });
