@@ -65,3 +65,13 @@ export class SaruError extends Error {
 export function configError(file: string, line: number, message: string): SaruError {
   return new SaruError(ErrorCode.CONFIG, message, { file, line });
 }
+
+/**
+ * Rebuild an error that crossed a boundary as (code, message): a control
+ * socket response, a worker-thread reply. A code that is not one of ours
+ * becomes `fallback`.
+ */
+export function errorFromCode(code: string | undefined, message: string, fallback: ErrorCode): SaruError {
+  const known = code !== undefined && (Object.values(ErrorCode) as string[]).includes(code);
+  return new SaruError(known ? (code as ErrorCode) : fallback, message);
+}

@@ -6,7 +6,7 @@
 export { IpAddress, addrEquals, formatAddr, formatAddrPort, maskAddr, readAddr, writeAddr } from './addr.js';
 export { ManualClock, systemClock, type Clock } from './clock.js';
 export { Fwd, FWD_IPVSADM_NAME, FWD_LDIRECTORD_NAME, Proto, protoName, type Family } from './constants.js';
-export { ErrorCode, SaruError, configError, type SourceLocation } from './errors.js';
+export { ErrorCode, SaruError, configError, errorFromCode, type SourceLocation } from './errors.js';
 export { FlowKey } from './flow.js';
 export { formatMac, parseMac } from './mac.js';
 export { NeighbourTable } from './neigh.js';

@@ -10,7 +10,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { ErrorCode, SaruError } from '../core/index.js';
+import { ErrorCode, SaruError, errorFromCode } from '../core/index.js';
 
 /** Largest request frame accepted by the daemon, bytes. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -325,10 +325,7 @@ export class ControlClient {
       this.pending.set(id, { resolve, reject, timer });
       this.socket.write(encodeRequest({ ...req, id }));
     }).then((res) => {
-      if (res.errorCode) {
-        const known = (Object.values(ErrorCode) as string[]).includes(res.errorCode);
-        throw new SaruError(known ? (res.errorCode as ErrorCode) : ErrorCode.CONTROL, res.error || res.errorCode);
-      }
+      if (res.errorCode) throw errorFromCode(res.errorCode, res.error || res.errorCode, ErrorCode.CONTROL);
       return res;
     });
   }

@@ -7,7 +7,7 @@
  * coordinator (fate sharing, DESIGN section 1).
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { ErrorCode, SaruError, type ReconcileResult, type ServiceInitPair } from '../core/index.js';
+import { ErrorCode, SaruError, errorFromCode, type ReconcileResult, type ServiceInitPair } from '../core/index.js';
 import type { DataplaneInit, DataplaneStatus, NeighbourEntry } from './dataplane.js';
 
 export interface WorkerData {
@@ -138,6 +138,5 @@ export class DataplaneHost {
 }
 
 function toError(reply: WorkerReply): SaruError {
-  const known = (Object.values(ErrorCode) as string[]).includes(reply.code ?? '');
-  return new SaruError(known ? (reply.code as ErrorCode) : ErrorCode.IO, reply.message ?? 'data-plane worker error');
+  return errorFromCode(reply.code, reply.message ?? 'data-plane worker error', ErrorCode.IO);
 }

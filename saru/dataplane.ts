@@ -11,6 +11,7 @@
 import {
   DROP_REASON_NAMES,
   Engine,
+  Fwd,
   IpAddress,
   RateEstimator,
   ServiceTable,
@@ -21,6 +22,7 @@ import {
   reconcileServices,
   type Clock,
   type ConnListRow,
+  type RealServer,
   type ReconcileResult,
   type ServiceInitPair,
   type Sense,
@@ -189,35 +191,30 @@ export class Dataplane {
   /** Addresses of every real server (and fallback) of every service. */
   realServerAddresses(): string[] {
     const out = new Set<string>();
-    for (const svc of this.services.services) {
-      for (const rs of svc.realServers) out.add(rs.addr.text);
-      if (svc.fallback) out.add(svc.fallback.addr.text);
-    }
+    this.forEachRealServer((rs) => out.add(rs.addr.text));
     return [...out];
   }
 
-  private applyMacs(): void {
+  /** Every real server of every service, fallback (sorry) servers included. */
+  private forEachRealServer(fn: (rs: RealServer) => void): void {
     for (const svc of this.services.services) {
-      const all = svc.fallback ? [...svc.realServers, svc.fallback] : svc.realServers;
-      for (const rs of all) {
-        const mac = this.macs.get(rs.addr.text);
-        if (mac) {
-          rs.mac.set(mac);
-          rs.macKnown = true;
-        } else {
-          rs.macKnown = false;
-        }
-      }
+      for (const rs of svc.realServers) fn(rs);
+      if (svc.fallback) fn(svc.fallback);
     }
+  }
+
+  private applyMacs(): void {
+    this.forEachRealServer((rs) => {
+      const mac = this.macs.get(rs.addr.text);
+      if (mac) rs.mac.set(mac);
+      rs.macKnown = mac !== undefined;
+    });
   }
 
   private syncEstimator(): void {
     const want = new Set<Stats>();
-    for (const svc of this.services.services) {
-      want.add(svc.stats);
-      for (const rs of svc.realServers) want.add(rs.stats);
-      if (svc.fallback) want.add(svc.fallback.stats);
-    }
+    for (const svc of this.services.services) want.add(svc.stats);
+    this.forEachRealServer((rs) => want.add(rs.stats));
     for (const s of want) if (!this.estimator.has(s)) this.estimator.add(s);
     this.estimatorMembers.forEach((s) => {
       if (!want.has(s)) this.estimator.remove(s);
@@ -229,11 +226,9 @@ export class Dataplane {
   private programFilter(): void {
     if (!this.useFilter) return;
     const natRealServers: Array<{ family: 4 | 6; addr: Uint32Array; port: number }> = [];
-    for (const svc of this.services.services) {
-      for (const rs of svc.fallback ? [...svc.realServers, svc.fallback] : svc.realServers) {
-        if (rs.fwd === 0) natRealServers.push({ family: rs.addr.family, addr: rs.addr.words, port: rs.port });
-      }
-    }
+    this.forEachRealServer((rs) => {
+      if (rs.fwd === Fwd.NAT) natRealServers.push({ family: rs.addr.family, addr: rs.addr.words, port: rs.port });
+    });
     try {
       const prog = compileSliceFilter({ buckets: this.slice.buckets, sense: this.slice.sense, owned: this.slice.ownedRanges(), natRealServers });
       this.port.setFilter(prog);
