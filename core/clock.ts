@@ -34,3 +34,13 @@ export class ManualClock implements Clock {
 export const systemClock: Clock = {
   now: () => performance.now(),
 };
+
+/**
+ * CLOCK_MONOTONIC in milliseconds (process.hrtime): unlike performance.now(),
+ * whose origin is each thread's start, it reads the same in every thread of
+ * the process, so a deadline computed by one thread (the coordinator's lease)
+ * can be enforced by another (the data-plane worker). Adapters only.
+ */
+export const processClock: Clock = {
+  now: () => Number(process.hrtime.bigint()) / 1e6,
+};

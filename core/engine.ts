@@ -20,7 +20,7 @@ import { Drop, DROP_REASON_COUNT, EtherType, ParsedFrame, TcpFlag } from './pack
 import { parseFrame } from './packet/parse.js';
 import { TxBatch, type RxBatch } from './port.js';
 import type { RealServer, ServiceTable, VirtualService } from './service.js';
-import { SliceFilter } from './slice.js';
+import { SliceFilter, SliceState } from './slice.js';
 
 /** What to do with a TCP packet without SYN that matches no connection. */
 export type MidFlowPolicy = 'drop' | 'schedule';
@@ -296,12 +296,14 @@ export class Engine {
 
   /** Client -> VIP. */
   private processIn(buf: Uint8Array, f: ParsedFrame, flow: FlowKey, svc: VirtualService, now: number): void {
-    if (!this.slice.accepts(flow.saddr, flow.sport, flow.daddr, flow.dport)) {
+    const st = this.slice.state(flow.saddr, flow.sport, flow.daddr, flow.dport);
+    if (st === SliceState.NONE) {
       this.drop(Drop.NOT_OUR_SLICE);
       return;
     }
     const table = this.table;
     let idx = table.lookupIn(flow);
+    if (st === SliceState.DRAINING && !this.ownsDraining(idx)) return;
     if (idx < 0) {
       if (f.protocol === Proto.TCP && (f.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) {
         const sched = svc.scheduler;
@@ -442,10 +444,12 @@ export class Engine {
     }
     table.copyVirtualAddr(idx, this.scratchWords);
     this.natVport = table.virtualPort(idx);
-    if (!this.slice.accepts(flow.daddr, flow.dport, this.scratchWords, this.natVport)) {
+    const st = this.slice.state(flow.daddr, flow.dport, this.scratchWords, this.natVport);
+    if (st === SliceState.NONE) {
       this.drop(Drop.NOT_OUR_SLICE);
       return -1;
     }
+    if (st === SliceState.DRAINING && !this.ownsDraining(idx)) return -1;
     const dmac = this.neighbours.lookup(flow.family, flow.daddr, 0);
     if (dmac === null) {
       this.drop(Drop.NO_NEIGHBOUR);
@@ -458,6 +462,17 @@ export class Engine {
     this.natMac = dmac;
     this.natRs = rs;
     return idx;
+  }
+
+  /**
+   * In a draining bucket (handed over, DESIGN section 4) this director
+   * serves only the connections it created: entry `idx` (-1: none) must exist
+   * and not have come from sync. Otherwise counts HANDED_OVER and says no.
+   */
+  private ownsDraining(idx: number): boolean {
+    if (idx >= 0 && !this.table.isSynced(idx)) return true;
+    this.drop(Drop.HANDED_OVER);
+    return false;
   }
 
   /**
@@ -477,10 +492,12 @@ export class Engine {
     const table = this.table;
     const idx = table.lookupIn(flow);
     if (idx >= 0) {
-      if (!this.slice.accepts(flow.saddr, flow.sport, flow.daddr, flow.dport)) {
+      const st = this.slice.state(flow.saddr, flow.sport, flow.daddr, flow.dport);
+      if (st === SliceState.NONE) {
         this.drop(Drop.NOT_OUR_SLICE);
         return;
       }
+      if (st === SliceState.DRAINING && !this.ownsDraining(idx)) return;
       const rs = this.services.registry.get(table.realServerId(idx));
       if (rs === undefined) {
         this.drop(Drop.NO_REAL_SERVER);

@@ -14,6 +14,12 @@
  * AND), so the kernel can drop other directors' slices before user space.
  * Every director computes the same function: it depends only on the packet.
  *
+ * A bucket can also be *draining* on a director: it was owned and has moved
+ * to another director in a graceful handover (join, leave, weight change).
+ * The old owner keeps forwarding the connections it created there until they
+ * are synced or closed, while the new owner takes every new connection
+ * (DESIGN section 4, "Handoff"); the engine enforces that split.
+ *
  * "Client side": for client->VIP traffic the client is the source; for NAT
  * return traffic (real server -> client) it is the destination, so both
  * directions of a connection fall in the same bucket. The dst-* senses use
@@ -63,9 +69,12 @@ export class SliceFilter {
   readonly sense: Sense;
   /** owned[b] === 1 when this director owns bucket b. */
   readonly owned: Uint8Array;
+  /** draining[b] === 1 when bucket b has moved away but this director still finishes its own connections in it. */
+  readonly draining: Uint8Array;
   /** Allocation epoch the owned set belongs to (set by the coordinator). */
   epoch = 0;
   private ownedCount = 0;
+  private drainingCount = 0;
 
   /** @throws SaruError SARU_ERR_INVALID_ARGUMENT when buckets is not a power of two in 2..65536. */
   constructor(init: SliceInit = {}) {
@@ -77,6 +86,7 @@ export class SliceFilter {
     this.mask = n - 1;
     this.sense = init.sense ?? Sense.SRC_PORT;
     this.owned = new Uint8Array(n);
+    this.draining = new Uint8Array(n);
   }
 
   /**
@@ -101,6 +111,17 @@ export class SliceFilter {
     return this.owned[this.bucket(caddr, cport, vaddr, vport)] === 1;
   }
 
+  /**
+   * The bucket's standing here: SliceState.OWNED (all its connections),
+   * SliceState.DRAINING (only connections this director created) or
+   * SliceState.NONE (another director's).
+   */
+  state(caddr: Uint32Array, cport: number, vaddr: Uint32Array, vport: number): SliceState {
+    const b = this.bucket(caddr, cport, vaddr, vport);
+    if (this.owned[b] === 1) return SliceState.OWNED;
+    return this.draining[b] === 1 ? SliceState.DRAINING : SliceState.NONE;
+  }
+
   /** Replace the owned set (all at once) and record its epoch. */
   setOwned(buckets: Iterable<number>, epoch = this.epoch): void {
     const next = new Uint8Array(this.buckets);
@@ -117,6 +138,40 @@ export class SliceFilter {
     this.epoch = epoch;
   }
 
+  /**
+   * Replace the draining set (buckets handed over whose own connections this
+   * director still serves). A bucket both owned and draining counts as owned.
+   * @throws SaruError SARU_ERR_INVALID_ARGUMENT on a bucket out of range.
+   */
+  setDraining(buckets: Iterable<number>): void {
+    const next = new Uint8Array(this.buckets);
+    let count = 0;
+    for (const b of buckets) {
+      if (!Number.isInteger(b) || b < 0 || b >= this.buckets) {
+        throw new SaruError(ErrorCode.INVALID_ARGUMENT, `bucket ${b} out of range 0..${this.buckets - 1}`);
+      }
+      if (next[b] === 0) count++;
+      next[b] = 1;
+    }
+    this.draining.set(next);
+    this.drainingCount = count;
+  }
+
+  /** Number of draining buckets. */
+  drainingBuckets(): number {
+    return this.drainingCount;
+  }
+
+  /** The draining set (owned buckets excluded) as sorted inclusive ranges. */
+  drainingRanges(): Array<[number, number]> {
+    return ranges(this.buckets, (b) => this.draining[b] === 1 && this.owned[b] !== 1);
+  }
+
+  /** Buckets whose packets this director must see (owned or draining), as sorted inclusive ranges: what the socket filter admits. */
+  admittedRanges(): Array<[number, number]> {
+    return ranges(this.buckets, (b) => this.owned[b] === 1 || this.draining[b] === 1);
+  }
+
   /** Own every bucket (a single director). */
   ownAll(epoch = this.epoch): void {
     this.owned.fill(1);
@@ -131,15 +186,27 @@ export class SliceFilter {
 
   /** The owned set as sorted inclusive ranges [[first, last], ...]. */
   ownedRanges(): Array<[number, number]> {
-    const out: Array<[number, number]> = [];
-    for (let b = 0; b < this.buckets; b++) {
-      if (this.owned[b] !== 1) continue;
-      const first = b;
-      while (b + 1 < this.buckets && this.owned[b + 1] === 1) b++;
-      out.push([first, b]);
-    }
-    return out;
+    return ranges(this.buckets, (b) => this.owned[b] === 1);
   }
+}
+
+/** Where a bucket stands on this director (SliceFilter.state). */
+export const SliceState = {
+  NONE: 0,
+  OWNED: 1,
+  DRAINING: 2,
+} as const;
+export type SliceState = (typeof SliceState)[keyof typeof SliceState];
+
+function ranges(n: number, isIn: (b: number) => boolean): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let b = 0; b < n; b++) {
+    if (!isIn(b)) continue;
+    const first = b;
+    while (b + 1 < n && isIn(b + 1)) b++;
+    out.push([first, b]);
+  }
+  return out;
 }
 
 /**

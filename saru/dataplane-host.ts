@@ -8,7 +8,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { ErrorCode, SaruError, errorFromCode, type ReconcileResult, type ServiceInitPair } from '../core/index.js';
-import type { DataplaneInit, DataplaneStatus, NeighbourEntry } from './dataplane.js';
+import type { DataplaneInit, DataplaneStatus, NeighbourEntry, SliceChange } from './dataplane.js';
 
 export interface WorkerData {
   ifname: string;
@@ -22,7 +22,8 @@ export type WorkerRequest =
   | { id: number; op: 'conns'; limit: number }
   | { id: number; op: 'status' }
   | { id: number; op: 'services'; services: ServiceInitPair[] }
-  | { id: number; op: 'slice'; owned: number[]; epoch: number }
+  | { id: number; op: 'slice'; owned: number[]; epoch: number; change: SliceChange }
+  | { id: number; op: 'lease'; until: number }
   | { id: number; op: 'neigh'; entries: NeighbourEntry[]; gateway4?: string; gateway6?: string }
   | { id: number; op: 'stop' };
 

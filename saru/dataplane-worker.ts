@@ -7,7 +7,7 @@
  * saru/dataplane-host.ts.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { SaruError, systemClock } from '../core/index.js';
+import { SaruError, processClock, systemClock } from '../core/index.js';
 import { openPacketPort, type PacketPort } from '../native/index.js';
 import { Dataplane } from './dataplane.js';
 import type { WorkerData, WorkerReply, WorkerRequest } from './dataplane-host.js';
@@ -31,7 +31,10 @@ function handle(dp: Dataplane, req: WorkerRequest): WorkerReply | null {
     case 'services':
       return { id: req.id, ok: true, reconcile: dp.setServices(req.services), realServers: dp.realServerAddresses() };
     case 'slice':
-      dp.setSlice(req.owned, req.epoch);
+      dp.setSlice(req.owned, req.epoch, req.change);
+      return { id: req.id, ok: true };
+    case 'lease':
+      dp.setLease(req.until);
       return { id: req.id, ok: true };
     case 'neigh':
       dp.setNeighbours(req.entries, req.gateway4, req.gateway6);
@@ -50,7 +53,7 @@ function main(): void {
     const init: Parameters<typeof openPacketPort>[0] = { ifname: data.ifname, batchSize: data.init.batchSize };
     if (data.ioMode) init.mode = data.ioMode;
     port = openPacketPort(init);
-    dp = new Dataplane(data.init, { port, clock: systemClock });
+    dp = new Dataplane(data.init, { port, clock: systemClock, leaseClock: processClock });
   } catch (e) {
     ctl.postMessage(errorReply(0, e));
     ctl.close();

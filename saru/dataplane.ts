@@ -12,6 +12,8 @@ import {
   DROP_REASON_NAMES,
   Engine,
   Fwd,
+  Proto,
+  TcpState,
   IpAddress,
   RateEstimator,
   ServiceTable,
@@ -54,6 +56,21 @@ export interface DataplaneInit {
 export interface DataplaneDeps {
   port: PacketPort;
   clock: Clock;
+  /** Clock the lease deadline is read against (processClock in the worker: the coordinator's clock). Default `clock`. */
+  leaseClock?: Clock;
+}
+
+/** How a new owned set treats the draining buckets (Dataplane.setSlice). */
+export interface SliceChange {
+  /**
+   * Buckets handed over to another director by a newer allocation: this
+   * director keeps finishing the connections it created in them (draining).
+   */
+  handOver?: number[];
+  /** Stop serving every draining bucket now (quorum or lease lost: fate sharing). */
+  clearDraining?: boolean;
+  /** New lease deadline on the lease clock (Infinity: none; 0 or past: forward nothing). */
+  leaseUntil?: number;
 }
 
 /** One neighbour binding: an address and its MAC ("aa:bb:cc:dd:ee:ff"). */
@@ -67,6 +84,13 @@ export interface DataplaneStatus {
   epoch: number;
   owned: number;
   ranges: Array<[number, number]>;
+  /** Buckets handed over whose own connections are still being finished here. */
+  draining: number;
+  drainingRanges: Array<[number, number]>;
+  /** Own (not synced) connections left in draining buckets at the last sweep. */
+  drainingConnections: number;
+  /** The lease has run out: nothing is forwarded until the coordinator renews it. */
+  leaseExpired: boolean;
   connections: number;
   tableCapacity: number;
   counters: Record<string, number>;
@@ -78,6 +102,9 @@ export interface DataplaneStatus {
 
 /** Engine tick (entry expiry) period, ms. */
 export const TICK_MS = 100;
+
+/** How often draining buckets are checked for own connections left, ms. */
+export const DRAIN_SWEEP_MS = 500;
 
 function parseMacText(text: string): Uint8Array | null {
   const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(text);
@@ -94,6 +121,15 @@ export class Dataplane {
   private readonly macs = new Map<string, Uint8Array>();
   private readonly useFilter: boolean;
   private nextTick: number;
+  private readonly leaseClock: Clock;
+  private leaseUntil = Infinity;
+  private leaseExpired = false;
+  private nextSweep = 0;
+  private drainingConnections = 0;
+  /** Frames received and not forwarded because the lease had run out. */
+  private leaseDropped = 0;
+  /** Times the lease ran out. */
+  private leaseExpiries = 0;
   /** Instructions in the attached socket filter; 0 = none. */
   filterInsns = 0;
   /** Why no filter is attached, if none is. */
@@ -108,6 +144,7 @@ export class Dataplane {
   constructor(init: DataplaneInit, deps: DataplaneDeps) {
     this.port = deps.port;
     this.clock = deps.clock;
+    this.leaseClock = deps.leaseClock ?? deps.clock;
     this.services = new ServiceTable();
     reconcileServices(this.services, init.services);
     this.slice = new SliceFilter({ buckets: init.buckets, sense: init.sense });
@@ -136,7 +173,10 @@ export class Dataplane {
   runOnce(timeoutMs: number): number {
     const port = this.port;
     const n = port.receive(timeoutMs);
-    if (n > 0) {
+    if (n > 0 && !this.leaseValid()) {
+      // fate sharing: the coordinator has not renewed the lease; others may own these buckets now
+      this.leaseDropped += n;
+    } else if (n > 0) {
       const engine = this.engine;
       engine.processBatch(port.rx);
       if (engine.tx.count > 0) port.transmit(engine.tx);
@@ -148,7 +188,54 @@ export class Dataplane {
       this.engine.tick();
       this.estimator.tick(now);
     }
+    if (this.slice.drainingBuckets() > 0 && now >= this.nextSweep) {
+      this.nextSweep = now + DRAIN_SWEEP_MS;
+      this.sweepDraining();
+    }
     return n;
+  }
+
+  private leaseValid(): boolean {
+    if (this.leaseUntil === Infinity) return true;
+    const valid = this.leaseClock.now() < this.leaseUntil;
+    if (!valid && !this.leaseExpired) this.leaseExpiries++;
+    this.leaseExpired = !valid;
+    return valid;
+  }
+
+  /**
+   * Release draining buckets in which no connection this director created is
+   * still open: TCP entries past FIN (TIME_WAIT, CLOSE) and synced entries do
+   * not hold a bucket; UDP entries do until they time out.
+   */
+  sweepDraining(): void {
+    const slice = this.slice;
+    const t = this.engine.table;
+    const left = new Uint32Array(slice.buckets);
+    const c = new Uint32Array(4);
+    const v = new Uint32Array(4);
+    let total = 0;
+    t.forEach((idx) => {
+      if (t.isSynced(idx) || t.isTemplate(idx)) return;
+      if (t.protocol(idx) === Proto.TCP) {
+        const st = t.state(idx);
+        if (st === TcpState.TIME_WAIT || st === TcpState.CLOSE) return;
+      }
+      t.copyClientAddr(idx, c);
+      t.copyVirtualAddr(idx, v);
+      const b = slice.bucket(c, t.clientPort(idx), v, t.virtualPort(idx));
+      if (slice.draining[b] === 1 && slice.owned[b] !== 1) {
+        left[b]!++;
+        total++;
+      }
+    });
+    this.drainingConnections = total;
+    const keep: number[] = [];
+    for (let b = 0; b < slice.buckets; b++) if (slice.draining[b] === 1 && slice.owned[b] !== 1 && left[b]! > 0) keep.push(b);
+    if (keep.length !== slice.drainingBuckets()) {
+      slice.setDraining(keep);
+      this.programFilter();
+    }
   }
 
   /** Replace the services with a new set, as a diff (existing connections continue). */
@@ -160,10 +247,33 @@ export class Dataplane {
     return result;
   }
 
-  /** Replace the owned buckets (a new allocation epoch). */
-  setSlice(owned: number[], epoch: number): void {
-    this.slice.setOwned(owned, epoch);
+  /**
+   * Replace the owned buckets (a new allocation epoch, or none when the
+   * quorum is lost), adjust the draining set as `change` says, and reprogram
+   * the socket filter once for both.
+   * @throws SaruError SARU_ERR_INVALID_ARGUMENT on a bucket out of range.
+   */
+  setSlice(owned: number[], epoch: number, change: SliceChange = {}): void {
+    const slice = this.slice;
+    const draining = new Set<number>();
+    if (!change.clearDraining) for (let b = 0; b < slice.buckets; b++) if (slice.draining[b] === 1) draining.add(b);
+    for (const b of change.handOver ?? []) draining.add(b);
+    for (const b of owned) draining.delete(b);
+    slice.setOwned(owned, epoch);
+    slice.setDraining(draining);
+    if (change.leaseUntil !== undefined) this.setLease(change.leaseUntil);
+    this.nextSweep = this.clock.now() + DRAIN_SWEEP_MS;
     this.programFilter();
+  }
+
+  /**
+   * Set the lease: after `until` (lease clock, ms) nothing is forwarded until
+   * a later lease arrives, whatever the owned set says (fate sharing with a
+   * stalled coordinator, docs/coordinator.md). Infinity: no limit.
+   */
+  setLease(until: number): void {
+    this.leaseUntil = until;
+    this.leaseValid();
   }
 
   /**
@@ -230,7 +340,7 @@ export class Dataplane {
       if (rs.fwd === Fwd.NAT) natRealServers.push({ family: rs.addr.family, addr: rs.addr.words, port: rs.port });
     });
     try {
-      const prog = compileSliceFilter({ buckets: this.slice.buckets, sense: this.slice.sense, owned: this.slice.ownedRanges(), natRealServers });
+      const prog = compileSliceFilter({ buckets: this.slice.buckets, sense: this.slice.sense, owned: this.slice.admittedRanges(), natRealServers });
       this.port.setFilter(prog);
       this.filterInsns = prog.length / 8;
       this.filterError = '';
@@ -279,6 +389,8 @@ export class Dataplane {
     const e = this.engine;
     const counters: Record<string, number> = { ...(e.counters as unknown as Record<string, number>) };
     counters.syncEventsDiscarded = this.syncEventsDiscarded;
+    counters.leaseDropped = this.leaseDropped;
+    counters.leaseExpiries = this.leaseExpiries;
     const drops: Record<string, number> = {};
     DROP_REASON_NAMES.forEach((name, i) => {
       if (e.drops[i]! > 0) drops[name] = e.drops[i]!;
@@ -289,6 +401,10 @@ export class Dataplane {
       epoch: this.slice.epoch,
       owned: this.slice.ownedBuckets(),
       ranges: this.slice.ownedRanges(),
+      draining: this.slice.drainingRanges().reduce((n, [a, b]) => n + b - a + 1, 0),
+      drainingRanges: this.slice.drainingRanges(),
+      drainingConnections: this.slice.drainingBuckets() > 0 ? this.drainingConnections : 0,
+      leaseExpired: this.leaseUntil !== Infinity && this.leaseClock.now() >= this.leaseUntil,
       connections: e.table.size,
       tableCapacity: e.table.capacity,
       counters,

@@ -62,10 +62,16 @@ export const Drop = {
   TX_FULL: 24,
   /** Tunnel encapsulation exceeds the MTU and DF is set: ICMP sent instead. */
   TOO_BIG: 25,
+  /**
+   * Packet in a bucket this director is handing over (graceful leave, join,
+   * weight change) that is not one of the connections it created there: the
+   * new owner takes new connections, this director only finishes its own.
+   */
+  HANDED_OVER: 26,
 } as const;
 export type Drop = (typeof Drop)[keyof typeof Drop];
 
-export const DROP_REASON_COUNT = 26;
+export const DROP_REASON_COUNT = 27;
 
 /** snake_case names of the Drop values, indexed by value (for saruadm and metrics). */
 export const DROP_REASON_NAMES: readonly string[] = Object.entries(Drop)

@@ -17,6 +17,8 @@ import type { RxBatch } from '../../core/port.js';
 import { createScheduler } from '../../core/sched/index.js';
 import { ServiceTable, type RealServer, type VirtualServiceInit } from '../../core/service.js';
 import { Sense, SliceFilter } from '../../core/slice.js';
+import { IpAddress } from '../../core/addr.js';
+import { ConnSnapshot, ImportResult, TcpState } from '../../core/conn/index.js';
 import { formatMac, PacketBuilder } from '../helpers/packet-builder.js';
 import { tsharkChecksumsOk, tsharkFields } from '../helpers/tshark.js';
 
@@ -259,6 +261,61 @@ describe('Engine', () => {
       assert.equal(run(engine, reply).length, 0);
       assert.equal(engine.drops[Drop.NOT_OUR_SLICE], 1);
       slice.setOwned([2]);
+      assert.equal(run(engine, reply).length, 1);
+    });
+  });
+
+  describe('handover (draining buckets)', () => {
+    it('finishes its own connections in a draining bucket and leaves new ones to the new owner', () => {
+      const { engine, slice } = rig({ weights: [1] });
+      assert.equal(run(engine, tcp4(40002, 'S')).length, 1); // bucket 2, created here
+      slice.setOwned([0, 1]);
+      slice.setDraining([2]);
+      assert.equal(run(engine, tcp4(40002, 'A')).length, 1, 'own connection continues');
+      assert.equal(run(engine, tcp4(40018, 'S')).length, 0, 'a new connection in bucket 2 is the new owner\'s');
+      assert.equal(engine.drops[Drop.HANDED_OVER], 1);
+      assert.equal(run(engine, tcp4(40003, 'S')).length, 0, 'bucket 3 is neither owned nor draining');
+      assert.equal(engine.drops[Drop.NOT_OUR_SLICE], 1);
+      slice.setDraining([]);
+      assert.equal(run(engine, tcp4(40002, 'A')).length, 0, 'drained: no longer served here');
+      assert.equal(engine.drops[Drop.NOT_OUR_SLICE], 2);
+    });
+
+    it('does not serve connections it only knows from sync in a draining bucket', () => {
+      const { engine, slice, rs } = rig({ weights: [1] });
+      const s = new ConnSnapshot();
+      s.family = 4;
+      s.protocol = Proto.TCP;
+      s.caddr.set(IpAddress.parse('198.18.200.1').words);
+      s.vaddr.set(IpAddress.parse(VIP).words);
+      s.daddr.set(rs[0]!.addr.words);
+      s.dfamily = 4;
+      s.cport = 40004;
+      s.vport = 80;
+      s.dport = 80;
+      s.fwd = Fwd.DR;
+      s.state = TcpState.ESTABLISHED;
+      s.timeoutMs = 60_000;
+      s.packets = 3;
+      assert.equal(engine.table.importSynced(s), ImportResult.CREATED);
+      slice.setOwned([]);
+      slice.setDraining([4]);
+      assert.equal(run(engine, tcp4(40004, 'A')).length, 0);
+      assert.equal(engine.drops[Drop.HANDED_OVER], 1);
+      slice.setOwned([4]); // owned again (say, after a takeover): the synced entry is used
+      assert.equal(run(engine, tcp4(40004, 'A')).length, 1);
+    });
+
+    it('keeps NAT return traffic of its own connections in a draining bucket', () => {
+      const { engine, slice } = rig({ fwd: Fwd.NAT, weights: [1] });
+      run(engine, tcp4(40002, 'S'));
+      slice.setOwned([]);
+      slice.setDraining([2]);
+      const reply = new PacketBuilder()
+        .eth({ dst: SHARED })
+        .ipv4({ src: '198.18.1.1', dst: '198.18.200.1' })
+        .tcp({ sport: 8080, dport: 40002, flags: 'SA' })
+        .build();
       assert.equal(run(engine, reply).length, 1);
     });
   });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { Fwd, ManualClock, Proto, Sense, type ServiceInitPair } from '../../core/index.js';
 import { MemoryPort } from '../../native/index.js';
-import { Dataplane, TICK_MS, type DataplaneInit } from '../../saru/dataplane.js';
+import { DRAIN_SWEEP_MS, Dataplane, TICK_MS, type DataplaneInit } from '../../saru/dataplane.js';
 import { PacketBuilder, formatMac, parseMac } from '../helpers/packet-builder.js';
 
 const SHARED = '02:5a:52:55:00:01';
@@ -83,6 +83,74 @@ describe('data plane (in-process, MemoryPort)', () => {
     nf.dp.runOnce(0);
     assert.equal(nf.port.sent.length, 0);
     assert.equal(nf.dp.status().drops.not_our_slice, 1);
+  });
+
+  it('hands a bucket over: finishes its own connections there, then releases it from the filter', () => {
+    const { port, clock, dp } = rig({ owned: [5, 6] });
+    port.inject(syn(1024 + 5)); // bucket 5
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 1);
+    dp.setSlice([6], 2, { handOver: [5] });
+    let st = dp.status();
+    assert.equal(st.draining, 1);
+    assert.deepEqual(st.drainingRanges, [[5, 5]]);
+    port.inject(syn(1024 + 5, 'A')); // own connection: still forwarded
+    port.inject(syn(2048 + 5)); // new connection in bucket 5: the new owner's
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 2);
+    assert.equal(dp.status().drops.handed_over, 1);
+    // a sweep while the connection is open keeps the bucket
+    clock.advance(DRAIN_SWEEP_MS);
+    dp.runOnce(0);
+    st = dp.status();
+    assert.equal(st.draining, 1);
+    assert.equal(st.drainingConnections, 1);
+    // the client resets it: the next sweep releases the bucket, and the filter drops it in the kernel
+    port.inject(syn(1024 + 5, 'R'));
+    while (dp.runOnce(0) > 0);
+    clock.advance(DRAIN_SWEEP_MS);
+    dp.runOnce(0);
+    assert.equal(dp.status().draining, 0);
+    const filtered = port.filteredOut;
+    port.inject(syn(1024 + 5, 'A'));
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.filteredOut, filtered + 1);
+  });
+
+  it('stops serving draining buckets at once when told to (quorum lost)', () => {
+    const { port, dp } = rig({ owned: [5] });
+    port.inject(syn(1024 + 5));
+    while (dp.runOnce(0) > 0);
+    dp.setSlice([], 2, { handOver: [5] });
+    assert.equal(dp.status().draining, 1);
+    dp.setSlice([], 2, { clearDraining: true });
+    assert.equal(dp.status().draining, 0);
+    port.inject(syn(1024 + 5, 'A'));
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 1);
+  });
+
+  it('forwards nothing once its lease runs out, and again when it is renewed', () => {
+    const { port, clock, dp } = rig();
+    dp.setLease(clock.now() + 300);
+    port.inject(syn(20000));
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 1);
+    clock.advance(300);
+    port.inject(syn(20001));
+    port.inject(syn(20002));
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 1, 'lease expired: nothing forwarded');
+    let st = dp.status();
+    assert.equal(st.leaseExpired, true);
+    assert.equal(st.counters.leaseDropped, 2);
+    assert.equal(st.counters.leaseExpiries, 1);
+    dp.setLease(Infinity);
+    port.inject(syn(20003));
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 2);
+    st = dp.status();
+    assert.equal(st.leaseExpired, false);
   });
 
   it('holds frames for a real server whose MAC is unknown, counted', () => {
