@@ -560,7 +560,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 
 async function singleDirector(opt: Options): Promise<{ director: Record<string, Summary>; kernel: Record<string, Summary>; brNetfilter: boolean }> {
-  const tb = new Testbed({ prefix: PREFIX, directors: 1, realServers: 1, fwd: 'gate', scheduler: 'rr', startDaemons: false, ...(opt.verbose ? { log: progress } : {}) });
+  const tb = new Testbed({ prefix: PREFIX, directors: 1, realServers: 1, fwd: 'gate', scheduler: 'rr', startDaemons: false, slices: 'static', ...(opt.verbose ? { log: progress } : {}) });
   testbed = tb;
   teardown = null;
   progress('testbed: 1 director, 1 real server (the sink), DR');

@@ -2,17 +2,43 @@
  * saruadm's own text formats (the ipvsadm ones are in core/ipvsadm.ts).
  * Pure formatting of what the control socket returns.
  */
-import type { ClusterInfo } from './control.js';
+import type { ClusterInfo, CoordinatorInfo } from './control.js';
+
+function age(ms: number): string {
+  return ms < 0 ? '-' : ms < 10_000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(0)}s`;
+}
+
+/** Epochs are term * 1024 + master id: shown as "term.master", which reads in order. */
+export function formatEpoch(epoch: number): string {
+  return epoch === 0 ? '0' : `${Math.floor(epoch / 1024)}.${epoch % 1024}`;
+}
+
+function coordinatorLines(k: CoordinatorInfo): string[] {
+  const lines = [
+    `Coordinator: ${k.state}${k.ready ? '' : ' (waiting for sync or join_delay)'}  master ${k.master < 0 ? 'none' : k.master}${k.isMaster ? ' (this node)' : ''}  epoch ${formatEpoch(k.epoch)}${k.acceptedEpoch !== k.epoch ? `  accepted ${formatEpoch(k.acceptedEpoch)}` : ''}  quorum ${k.quorate ? 'yes' : 'NO'}${k.stale ? '  stale' : ''}  lease ${k.leaseMs < 0 ? 'unlimited' : `${Math.round(k.leaseMs)}ms`}`,
+    `  keepalive ${k.keepaliveMs}ms  deadtime ${k.deadtimeMs}ms  weight ${k.weight}`,
+    '  Node  State    Alive  Weight  Buckets  Applied           Heartbeat  Cluster  Data',
+  ];
+  for (const m of k.members) {
+    lines.push(
+      `  ${String(m.id).padStart(4)}${m.self ? '*' : ' '} ${m.state.padEnd(8)} ${(m.alive ? 'yes' : 'NO').padEnd(6)} ${String(m.weight).padStart(6)}  ${String(m.buckets).padStart(7)}  ${formatEpoch(m.appliedEpoch).padEnd(17)} ${age(m.heartbeatAgeMs).padStart(9)}  ${age(m.clusterPathAgeMs).padStart(7)}  ${age(m.dataPathAgeMs).padStart(4)}`,
+    );
+  }
+  return lines;
+}
 
 /** Human-readable `--cluster` output. */
 export function formatCluster(c: ClusterInfo): string {
   const lines = [
-    `Node ${c.nodeId}  state ${c.state}  epoch ${c.epoch}  uptime ${(c.uptimeMs / 1000).toFixed(1)} s`,
+    `Node ${c.nodeId}  state ${c.state}  epoch ${formatEpoch(c.epoch)}  uptime ${(c.uptimeMs / 1000).toFixed(1)} s`,
     `Data interface ${c.interface}  cluster interface ${c.clusterInterface}  io ${c.ioMode}  socket filter ${c.filterInsns ? `${c.filterInsns} insns` : 'none'}`,
     `Sense ${c.sense}  buckets ${c.buckets}  owned ${c.ownedBuckets}: ${c.slice || '(none)'}`,
-    `Connections ${c.connections} of ${c.tableCapacity}`,
   ];
+  if (c.drainingBuckets > 0) lines.push(`Draining ${c.drainingBuckets} (own connections left: ${c.drainingConnections}): ${c.draining}`);
+  if (c.leaseExpired) lines.push('LEASE EXPIRED: forwarding nothing until the coordinator renews it');
+  lines.push(`Connections ${c.connections} of ${c.tableCapacity}`);
   if (c.unresolved.length > 0) lines.push(`Unresolved real servers (no MAC yet): ${c.unresolved.join(' ')}`);
+  if (c.coordinator) lines.push(...coordinatorLines(c.coordinator));
   const row = (title: string, list: Array<{ name: string; value: number }>): void => {
     if (list.length === 0) return;
     lines.push(`${title}:`);
@@ -21,6 +47,6 @@ export function formatCluster(c: ClusterInfo): string {
   row('Counters', c.counters);
   row('Port', c.port);
   row('Dropped', c.drops);
+  if (c.coordinator) row('Coordinator counters', c.coordinator.counters.filter((x) => x.value !== 0));
   return lines.join('\n') + '\n';
 }
-

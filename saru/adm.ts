@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     .option('--rate', 'with -L: rates')
     .option('--exact', 'with --stats/--rate: exact numbers')
     .option('--limit <n>', 'with -c: at most n entries', '0')
-    .option('--cluster', "this node's slice, epoch and counters")
+    .option('--cluster', "this node's slice, epoch, counters, and the cluster's members, master and buckets")
     .option('--json', 'with --cluster: JSON')
     .option('--reload', 're-read the services file (as SIGHUP)')
     .showHelpAfterError();

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 /**
  * `saru`: the director daemon's command line, as the original saru's:
- *   saru --config FILE [--debug] [--log_facility -|FACILITY]
+ *   saru --config FILE [--debug] [--log_facility -|FACILITY] [--join_delay SECONDS]
  * Runs in the foreground (systemd and the SysV script manage it). SIGTERM or
- * SIGINT: stop cleanly, removing the socket filter, the nftables table and
- * the VIP addresses it added. SIGHUP: reload the services file as a diff,
+ * SIGINT: leave the cluster gracefully (hand the buckets over, finish this
+ * director's own connections in them, at most drain_timeout), then stop
+ * cleanly, removing the socket filter, the nftables table and the VIP
+ * addresses it added; a second SIGTERM or SIGINT skips the waiting.
+ * SIGHUP: reload the services file as a diff,
  * without dropping connections. Exit status: 0 after a clean stop, 1 on a
  * configuration or start-up error (printed with file and line), 2 when the
  * data plane dies (fate sharing: the director stops forwarding).
@@ -22,33 +25,42 @@ async function main(): Promise<void> {
     .requiredOption('-c, --config <file>', 'saru.conf')
     .option('-d, --debug', 'log at debug level')
     .option('--log_facility <facility>', '"-" logs to the terminal; otherwise a syslog facility for JSON lines on stdout', 'daemon')
+    .option('--join_delay <seconds>', "longest wait for saru-syncd's resync before taking buckets (overrides saru.conf join_delay)")
     .showHelpAfterError();
   program.parse();
-  const opts = program.opts<{ config: string; debug?: boolean; log_facility: string }>();
+  const opts = program.opts<{ config: string; debug?: boolean; log_facility: string; join_delay?: string }>();
 
   let log;
   let config;
   try {
     log = createLogger({ name: 'saru', debug: opts.debug === true, facility: opts.log_facility });
     config = loadSaruConf(opts.config);
+    if (opts.join_delay !== undefined) {
+      if (!/^\d+$/.test(opts.join_delay) || Number(opts.join_delay) > 3600) throw new Error(`--join_delay: expected seconds 0-3600, got "${opts.join_delay}"`);
+      if (config.coordinator === null) throw new Error('--join_delay: no coordinator (static_slice in saru.conf)');
+      config.coordinator.joinDelayMs = Number(opts.join_delay) * 1000;
+    }
   } catch (e) {
     process.stderr.write(`saru: ${(e as Error).message}\n`);
     process.exit(1);
   }
   const director = new Director(config, { log, run: execRunner, now: () => performance.now() });
   let stopping = false;
-  const stop = async (code: number): Promise<void> => {
-    if (stopping) return;
+  const stop = async (code: number, graceful: boolean): Promise<void> => {
+    if (stopping) {
+      director.hurryStop();
+      return;
+    }
     stopping = true;
-    await director.stop();
+    await director.stop({ graceful });
     process.exit(code);
   };
   director.onFatal = (e) => {
     log.fatal({ err: e.message }, 'data plane failed; stopping');
-    void stop(2);
+    void stop(2, false);
   };
-  process.on('SIGTERM', () => void stop(0));
-  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0, true));
+  process.on('SIGINT', () => void stop(0, true));
   process.on('SIGHUP', () => {
     director.reload().catch((e: Error) => log.error({ err: e.message }, 'reload failed; keeping the running services'));
   });

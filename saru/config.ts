@@ -16,12 +16,13 @@ import {
   parseBucketRanges,
   parseSense,
 } from '../core/index.js';
+import { MAX_COORD_BUCKETS } from './coord/index.js';
 
 /** The parsed saru.conf. Durations in ms, sizes in entries or bytes as named. */
 export interface SaruConfig {
   /** File the settings came from (for messages). */
   file: string;
-  /** This director's id, 1..65535, unique in the cluster. */
+  /** This director's id, 1..1023, unique in the cluster (the low bits of every epoch it issues). */
   nodeId: number;
   /** Data interface: the one with the shared MAC and the VIPs. */
   interface: string;
@@ -34,7 +35,7 @@ export interface SaruConfig {
   /** Number of buckets, a power of two 2..65536. */
   buckets: number;
   sense: Sense;
-  /** Buckets this node owns until the coordinator allocates them (static_slice); null = none given. */
+  /** A fixed slice without a coordinator (static_slice); null = the coordinator allocates. */
   staticSlice: number[] | null;
   /** Next hop for IPv4 traffic to clients (NAT replies, ICMP errors); null = clients on-link only. */
   gateway: IpAddress | null;
@@ -54,11 +55,34 @@ export interface SaruConfig {
   neighbourRefreshMs: number;
   /** Attach the slice's classic BPF filter to the packet socket (default true). */
   socketFilter: boolean;
+  /** The coordinator's settings; null when `static_slice` fixes the slice instead. */
+  coordinator: CoordinatorConfig | null;
+}
+
+/** saru.conf's coordinator keys, parsed. Durations in ms. */
+export interface CoordinatorConfig {
+  /** Shared cluster key file (mode 0600), absolute path. */
+  authkeys: string;
+  /** This director's share of the buckets, integer >= 0. */
+  weight: number;
+  /** IPv4 multicast group of the heartbeats; port and port + 1 carry the cluster and data networks. */
+  mcastGroup: string;
+  mcastPort: number;
+  keepaliveMs: number;
+  deadtimeMs: number;
+  /** Longest wait for saru-syncd's bulk resync before taking buckets, ms. */
+  joinDelayMs: number;
+  /** Wait for saru-syncd to report its bulk resync (bounded by join delay) before taking buckets. */
+  waitForSync: boolean;
+  /** Where the coordinator's epoch state survives restarts, absolute path. */
+  stateFile: string;
+  /** Longest a graceful leave (SIGTERM) waits for its own connections in handed-over buckets to close, ms. */
+  drainTimeoutMs: number;
 }
 
 /** Keys saru.conf accepts, with what they expect (for error messages and the README). */
 export const SARU_CONF_KEYS = {
-  node_id: 'an integer 1-65535',
+  node_id: 'an integer 1-1023',
   interface: 'an interface name',
   cluster_interface: 'an interface name',
   services: 'a path to an ldirectord.cf file',
@@ -75,6 +99,16 @@ export const SARU_CONF_KEYS = {
   nft_table: 'an nftables table name ([A-Za-z0-9_]+)',
   neighbour_refresh: 'milliseconds, 100-600000',
   socket_filter: 'yes or no',
+  authkeys: 'a path to the cluster key file (mode 0600, at least 16 bytes)',
+  weight: 'an integer 0-65535',
+  mcast_group: 'an IPv4 multicast address (224.0.0.0/4)',
+  mcast_port: 'a UDP port 1-65534 (the data network uses the next one)',
+  keepalive: 'milliseconds, 10-10000',
+  deadtime: 'milliseconds, at least twice keepalive, at most 60000',
+  join_delay: 'seconds, 0-3600',
+  wait_for_sync: 'yes or no',
+  state_file: 'a path for the coordinator state file',
+  drain_timeout: 'seconds, 0-86400',
 } as const;
 
 export const SARU_CONF_DEFAULTS = {
@@ -87,6 +121,15 @@ export const SARU_CONF_DEFAULTS = {
   nft_table: 'saru',
   neighbour_refresh: 5000,
   socket_filter: 'yes',
+  weight: 1,
+  mcast_group: '239.192.83.1',
+  mcast_port: 7083,
+  keepalive: 100,
+  deadtime: 300,
+  join_delay: 30,
+  wait_for_sync: 'no',
+  state_file: '/var/lib/saru/coordinator.state',
+  drain_timeout: 60,
 } as const;
 
 const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
@@ -138,7 +181,7 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
   };
   const get = (key: keyof typeof SARU_CONF_KEYS): string | undefined => seen.get(key)?.value;
 
-  const nodeId = intIn(required('node_id'), 1, 65535);
+  const nodeId = intIn(required('node_id'), 1, 1023);
   if (nodeId === null) throw bad('node_id');
   const iface = required('interface');
   if (!IFNAME.test(iface)) throw bad('interface');
@@ -189,6 +232,8 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
   const sf = get('socket_filter') ?? SARU_CONF_DEFAULTS.socket_filter;
   if (sf !== 'yes' && sf !== 'no') throw bad('socket_filter');
 
+  const coordinator = parseCoordinator(seen, { file, lines, bad, get, path, staticSlice: staticSlice !== null, buckets });
+
   return {
     file,
     nodeId,
@@ -208,6 +253,68 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
     nftTable,
     neighbourRefreshMs,
     socketFilter: sf === 'yes',
+    coordinator,
+  };
+}
+
+const COORD_KEYS = ['authkeys', 'weight', 'mcast_group', 'mcast_port', 'keepalive', 'deadtime', 'join_delay', 'wait_for_sync', 'state_file', 'drain_timeout'] as const;
+
+/** The coordinator keys: required authkeys unless static_slice is given, which excludes them all. */
+function parseCoordinator(
+  seen: Map<string, { value: string; line: number }>,
+  c: {
+    file: string;
+    lines: string[];
+    bad: (key: keyof typeof SARU_CONF_KEYS) => SaruError;
+    get: (key: keyof typeof SARU_CONF_KEYS) => string | undefined;
+    path: (v: string) => string;
+    staticSlice: boolean;
+    buckets: number;
+  },
+): CoordinatorConfig | null {
+  const { bad, get } = c;
+  if (c.staticSlice) {
+    const clash = COORD_KEYS.find((k) => seen.has(k));
+    if (clash) throw configError(c.file, seen.get(clash)!.line, `"${clash}" configures the coordinator, which static_slice (line ${seen.get('static_slice')!.line}) turns off; remove one of them`);
+    return null;
+  }
+  const ak = get('authkeys');
+  if (ak === undefined) {
+    throw configError(c.file, Math.max(1, c.lines.length - (c.lines[c.lines.length - 1] === '' ? 1 : 0)), 'missing "authkeys" (the cluster key file the coordinator authenticates heartbeats with); or give static_slice for a fixed slice without a coordinator');
+  }
+  if (c.buckets > MAX_COORD_BUCKETS) {
+    throw configError(c.file, seen.get('buckets')!.line, `buckets: the coordinator allocates at most ${MAX_COORD_BUCKETS} buckets, got ${c.buckets} (more need static_slice)`);
+  }
+  const num = (key: 'weight' | 'mcast_port' | 'keepalive' | 'deadtime' | 'join_delay' | 'drain_timeout', lo: number, hi: number): number => {
+    const n = intIn(get(key) ?? String(SARU_CONF_DEFAULTS[key]), lo, hi);
+    if (n === null) throw bad(key);
+    return n;
+  };
+  const weight = num('weight', 0, 65535);
+  const mcastGroup = get('mcast_group') ?? SARU_CONF_DEFAULTS.mcast_group;
+  const g = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(mcastGroup);
+  if (!g || g.slice(1).some((o) => Number(o) > 255) || Number(g[1]) < 224 || Number(g[1]) > 239) throw bad('mcast_group');
+  const mcastPort = num('mcast_port', 1, 65534);
+  const keepaliveMs = num('keepalive', 10, 10000);
+  const deadtimeMs = num('deadtime', 20, 60000);
+  if (deadtimeMs < 2 * keepaliveMs) {
+    const line = seen.get('deadtime')?.line ?? seen.get('keepalive')!.line;
+    throw configError(c.file, line, `deadtime (${deadtimeMs} ms) must be at least twice keepalive (${keepaliveMs} ms): one lost heartbeat must not kill a peer`);
+  }
+  const joinDelayMs = num('join_delay', 0, 3600) * 1000;
+  const ws = get('wait_for_sync') ?? SARU_CONF_DEFAULTS.wait_for_sync;
+  if (ws !== 'yes' && ws !== 'no') throw bad('wait_for_sync');
+  return {
+    authkeys: c.path(ak),
+    weight,
+    mcastGroup,
+    mcastPort,
+    keepaliveMs,
+    deadtimeMs,
+    joinDelayMs,
+    waitForSync: ws === 'yes',
+    stateFile: c.path(get('state_file') ?? SARU_CONF_DEFAULTS.state_file),
+    drainTimeoutMs: num('drain_timeout', 0, 86400) * 1000,
   };
 }
 

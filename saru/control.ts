@@ -45,6 +45,52 @@ export interface ClusterInfo {
   ioMode: string;
   filterInsns: number;
   unresolved: string[];
+  drainingBuckets: number;
+  draining: string;
+  drainingConnections: number;
+  leaseExpired: boolean;
+  /** Absent (null after decoding) with static_slice. */
+  coordinator?: CoordinatorInfo | null;
+}
+
+/** One director as the coordinator sees it. Ages in ms, -1 = none. */
+export interface MemberInfo {
+  id: number;
+  self: boolean;
+  alive: boolean;
+  state: string;
+  weight: number;
+  synced: boolean;
+  incarnation: number;
+  buckets: number;
+  member: boolean;
+  acceptedEpoch: number;
+  appliedEpoch: number;
+  heartbeatAgeMs: number;
+  clusterPathAgeMs: number;
+  dataPathAgeMs: number;
+}
+
+/** The coordinator's view for `saruadm --cluster`. */
+export interface CoordinatorInfo {
+  master: number;
+  isMaster: boolean;
+  epoch: number;
+  epochMaster: number;
+  acceptedEpoch: number;
+  appliedEpoch: number;
+  quorate: boolean;
+  stale: boolean;
+  ready: boolean;
+  state: string;
+  weight: number;
+  incarnation: number;
+  keepaliveMs: number;
+  deadtimeMs: number;
+  /** ms the lease has left, -1 = no limit. */
+  leaseMs: number;
+  members: MemberInfo[];
+  counters: Counter[];
 }
 
 /** A request: exactly one body field set. */
@@ -54,6 +100,7 @@ export interface ControlRequest {
   listConnections?: { limit?: number };
   clusterStatus?: Record<string, never>;
   reload?: Record<string, never>;
+  syncReady?: { synced?: boolean };
 }
 
 export interface ControlResponse {

@@ -126,8 +126,8 @@ export class Dataplane {
   private leaseExpired = false;
   private nextSweep = 0;
   private drainingConnections = 0;
-  /** Frames received and not forwarded because the lease had run out. */
-  private leaseDropped = 0;
+  /** The owned set as last given (the slice holds none of it while the lease is expired). */
+  private ownedList: number[] = [];
   /** Times the lease ran out. */
   private leaseExpiries = 0;
   /** Instructions in the attached socket filter; 0 = none. */
@@ -149,6 +149,7 @@ export class Dataplane {
     reconcileServices(this.services, init.services);
     this.slice = new SliceFilter({ buckets: init.buckets, sense: init.sense });
     this.slice.setOwned(init.owned, init.epoch);
+    this.ownedList = init.owned.slice();
     const engineInit: ConstructorParameters<typeof Engine>[0] = {
       sharedMac: this.port.mac,
       mtu: this.port.mtu,
@@ -173,10 +174,8 @@ export class Dataplane {
   runOnce(timeoutMs: number): number {
     const port = this.port;
     const n = port.receive(timeoutMs);
-    if (n > 0 && !this.leaseValid()) {
-      // fate sharing: the coordinator has not renewed the lease; others may own these buckets now
-      this.leaseDropped += n;
-    } else if (n > 0) {
+    if (!this.leaseExpired && this.leaseUntil !== Infinity && this.leaseClock.now() >= this.leaseUntil) this.expireLease();
+    if (n > 0) {
       const engine = this.engine;
       engine.processBatch(port.rx);
       if (engine.tx.count > 0) port.transmit(engine.tx);
@@ -195,12 +194,17 @@ export class Dataplane {
     return n;
   }
 
-  private leaseValid(): boolean {
-    if (this.leaseUntil === Infinity) return true;
-    const valid = this.leaseClock.now() < this.leaseUntil;
-    if (!valid && !this.leaseExpired) this.leaseExpiries++;
-    this.leaseExpired = !valid;
-    return valid;
+  /**
+   * Fate sharing: the coordinator has not renewed the lease, so other
+   * directors may own these buckets by now. Forward none of them (the
+   * filter drops them in the kernel) until a later lease arrives. Draining
+   * buckets stay: their connections are this director's alone.
+   */
+  private expireLease(): void {
+    this.leaseExpired = true;
+    this.leaseExpiries++;
+    this.slice.setOwned([], this.slice.epoch);
+    this.programFilter();
   }
 
   /**
@@ -259,21 +263,30 @@ export class Dataplane {
     if (!change.clearDraining) for (let b = 0; b < slice.buckets; b++) if (slice.draining[b] === 1) draining.add(b);
     for (const b of change.handOver ?? []) draining.add(b);
     for (const b of owned) draining.delete(b);
-    slice.setOwned(owned, epoch);
+    this.ownedList = owned.slice();
+    if (change.leaseUntil !== undefined) this.leaseUntil = change.leaseUntil;
+    this.leaseExpired = !(this.leaseClock.now() < this.leaseUntil);
+    slice.setOwned(this.leaseExpired ? [] : owned, epoch);
     slice.setDraining(draining);
-    if (change.leaseUntil !== undefined) this.setLease(change.leaseUntil);
     this.nextSweep = this.clock.now() + DRAIN_SWEEP_MS;
     this.programFilter();
   }
 
   /**
-   * Set the lease: after `until` (lease clock, ms) nothing is forwarded until
-   * a later lease arrives, whatever the owned set says (fate sharing with a
-   * stalled coordinator, docs/coordinator.md). Infinity: no limit.
+   * Set the lease: from `until` (lease clock, ms) on, the owned buckets are
+   * not forwarded until a later lease arrives (fate sharing with a stalled
+   * coordinator, docs/coordinator.md). Infinity: no limit.
    */
   setLease(until: number): void {
     this.leaseUntil = until;
-    this.leaseValid();
+    const valid = this.leaseClock.now() < until;
+    if (valid && this.leaseExpired) {
+      this.leaseExpired = false;
+      this.slice.setOwned(this.ownedList, this.slice.epoch);
+      this.programFilter();
+    } else if (!valid && !this.leaseExpired) {
+      this.expireLease();
+    }
   }
 
   /**
@@ -389,7 +402,6 @@ export class Dataplane {
     const e = this.engine;
     const counters: Record<string, number> = { ...(e.counters as unknown as Record<string, number>) };
     counters.syncEventsDiscarded = this.syncEventsDiscarded;
-    counters.leaseDropped = this.leaseDropped;
     counters.leaseExpiries = this.leaseExpiries;
     const drops: Record<string, number> = {};
     DROP_REASON_NAMES.forEach((name, i) => {
@@ -404,7 +416,7 @@ export class Dataplane {
       draining: this.slice.drainingRanges().reduce((n, [a, b]) => n + b - a + 1, 0),
       drainingRanges: this.slice.drainingRanges(),
       drainingConnections: this.slice.drainingBuckets() > 0 ? this.drainingConnections : 0,
-      leaseExpired: this.leaseUntil !== Infinity && this.leaseClock.now() >= this.leaseUntil,
+      leaseExpired: this.leaseExpired && this.ownedList.length > 0,
       connections: e.table.size,
       tableCapacity: e.table.capacity,
       counters,

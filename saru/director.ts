@@ -1,12 +1,14 @@
 /**
- * The `saru` director daemon, first form: static slices from saru.conf (the
- * coordinator makes them dynamic later). Owns the lifecycle of one director:
- * the control socket, the data-plane worker, the host-stack rules, the
- * neighbour resolver, and SIGHUP-style reloads of the services file as a
- * diff. Start order is control socket (fails fast when another daemon owns
+ * The `saru` director daemon. Owns the lifecycle of one director: the
+ * control socket, the data-plane worker, the host-stack rules, the
+ * neighbour resolver, the cluster agent (the coordinator on real sockets;
+ * none with `static_slice`), and SIGHUP-style reloads of the services file as
+ * a diff. Start order is control socket (fails fast when another daemon owns
  * the path), data plane (fails fast on a missing interface or permission),
- * host stack, neighbours; stop undoes it in reverse and removes every rule
- * and address it added.
+ * host stack, neighbours, cluster agent (owning nothing until an allocation
+ * is committed); stop undoes it in reverse and removes every rule and address
+ * it added. A graceful stop first leaves the cluster: it hands its buckets
+ * over and finishes its own connections in them (bounded by drain_timeout).
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -19,6 +21,7 @@ import {
   reconcileServices,
   toServiceInits,
   IpAddress,
+  processClock,
   type ReconcileResult,
   type ServiceInitPair,
 } from '../core/index.js';
@@ -28,13 +31,19 @@ import { DataplaneHost } from './dataplane-host.js';
 import { HostStack, type CommandRunner } from './hoststack.js';
 import type { Logger } from './log.js';
 import { NeighbourResolver } from './neighbour.js';
+import { ClusterAgent, type ClusterAgentDeps } from './cluster.js';
 
 export interface DirectorDeps {
   log: Logger;
   run: CommandRunner;
   /** Monotonic ms, for uptime. */
   now: () => number;
+  /** Substitute transport for the cluster agent (tests). */
+  transport?: ClusterAgentDeps['transport'];
 }
+
+/** How often a draining leave checks what is left, ms. */
+const DRAIN_POLL_MS = 200;
 
 /**
  * Read and validate a services file: parsed, mapped to service inits, and
@@ -88,8 +97,9 @@ export class Director {
   private neighbours: NeighbourResolver | null = null;
   private services: ServiceInitPair[] = [];
   private owned: number[] = [];
-  private readonly epoch = 0;
+  private agent: ClusterAgent | null = null;
   private startedAt = 0;
+  private hurry = false;
   private ioMode = '';
   private stopped = false;
   /** Called when the data plane dies under us: the daemon must exit (fate sharing). */
@@ -113,8 +123,8 @@ export class Director {
     const cfg = this.config;
     this.startedAt = this.deps.now();
     this.services = loadServices(cfg.services);
-    this.owned = cfg.staticSlice ?? [...Array(cfg.buckets).keys()];
-    if (cfg.staticSlice === null) this.log.warn({ buckets: cfg.buckets }, 'no static_slice: this director owns every bucket (a single director)');
+    // with a coordinator, nothing is owned until an allocation is committed
+    this.owned = cfg.staticSlice ?? [];
     try {
       this.control = new ControlServer(cfg.controlSocket, (req) => this.handle(req), this.deps.log.child({ component: 'control' }));
       await this.control.start();
@@ -123,7 +133,7 @@ export class Director {
         buckets: cfg.buckets,
         sense: cfg.sense,
         owned: this.owned,
-        epoch: this.epoch,
+        epoch: 0,
         services: this.services,
         connTableSize: cfg.connTableSize,
         midFlow: cfg.midFlow,
@@ -161,12 +171,41 @@ export class Director {
       );
       this.neighbours.setAddresses(this.neighbourAddresses(ready.realServers));
       this.neighbours.start();
+
+      if (cfg.coordinator !== null) {
+        const dp = this.dataplane;
+        const agentDeps: ClusterAgentDeps = {
+          log: this.deps.log,
+          clock: processClock,
+          wallNow: () => Date.now(),
+          applySlice: async (u) => {
+            await dp.request('slice', { owned: u.owned, epoch: u.epoch, change: { handOver: u.handOver, leaseUntil: u.leaseUntil } });
+            this.owned = u.owned;
+          },
+          applyHost: () => this.applyHostStack(),
+          lease: (until) => {
+            dp.request('lease', { until }).catch((e: Error) => this.log.warn({ err: e.message }, 'lease update failed'));
+          },
+        };
+        if (this.deps.transport) agentDeps.transport = this.deps.transport;
+        this.agent = new ClusterAgent(
+          { nodeId: cfg.nodeId, buckets: cfg.buckets, interface: cfg.interface, clusterInterface: cfg.clusterInterface, coordinator: cfg.coordinator },
+          agentDeps,
+        );
+        await this.agent.start();
+      }
     } catch (e) {
       await this.stop();
       throw e;
     }
     this.log.info(
-      { nodeId: cfg.nodeId, sense: SENSE_NAMES[cfg.sense], buckets: cfg.buckets, slice: this.sliceText(), epoch: this.epoch, services: this.services.length },
+      {
+        nodeId: cfg.nodeId,
+        sense: SENSE_NAMES[cfg.sense],
+        buckets: cfg.buckets,
+        slice: cfg.staticSlice ? this.sliceText() : 'from the coordinator',
+        services: this.services.length,
+      },
       'director started',
     );
   }
@@ -235,6 +274,11 @@ export class Director {
       return { text: r.text ?? '' };
     }
     if (req.clusterStatus) return { cluster: await this.cluster() };
+    if (req.syncReady) {
+      if (!this.agent) throw new SaruError(ErrorCode.CONTROL, 'no coordinator (static_slice): nothing waits for sync');
+      this.agent.setSynced(req.syncReady.synced ?? false);
+      return { text: `synced ${req.syncReady.synced ? 'yes' : 'no'}\n` };
+    }
     if (req.reload) {
       const r = await this.reload();
       return { text: `added ${r.added.length}, removed ${r.removed.length}, updated ${r.updated.length}, unchanged ${r.unchanged.length}\n` };
@@ -255,7 +299,7 @@ export class Director {
       epoch: st.epoch,
       slice: formatBucketRanges(st.ranges),
       ownedBuckets: st.owned,
-      state: 'static',
+      state: this.agent?.info()?.state ?? 'static',
       uptimeMs: this.deps.now() - this.startedAt,
       connections: st.connections,
       tableCapacity: st.tableCapacity,
@@ -265,13 +309,58 @@ export class Director {
       ioMode: this.ioMode,
       filterInsns: st.filterInsns,
       unresolved: st.unresolved,
+      drainingBuckets: st.draining,
+      draining: formatBucketRanges(st.drainingRanges),
+      drainingConnections: st.drainingConnections,
+      leaseExpired: st.leaseExpired,
+      coordinator: this.agent?.info() ?? null,
     };
   }
 
-  /** Stop forwarding and remove every filter, rule and address this director set up. Idempotent. */
-  async stop(): Promise<void> {
+  /**
+   * Leave the cluster gracefully: hand the buckets over, then keep finishing
+   * this director's own connections in them until none is left, drain_timeout
+   * passes, or hurry() is called (a second SIGTERM).
+   */
+  private async leave(): Promise<void> {
+    const agent = this.agent;
+    const c = this.config.coordinator;
+    if (!agent || !c || !this.dataplane) return;
+    const handed = await agent.leave(2 * c.deadtimeMs + 1000, () => this.hurry);
+    if (!handed) return;
+    const start = this.deps.now();
+    let last = { draining: 0, drainingConnections: 0 };
+    while (!this.hurry && this.deps.now() - start < c.drainTimeoutMs) {
+      const st = (await this.dataplane.request('status', {})).status!;
+      last = st;
+      if (st.draining === 0) break;
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    }
+    const ms = Math.round(this.deps.now() - start);
+    if (last.draining === 0) this.log.info({ ms }, 'own connections in handed-over buckets finished');
+    else this.log.warn({ ms, buckets: last.draining, connections: last.drainingConnections }, 'stopping with connections still draining');
+  }
+
+  /** Stop waiting in a graceful stop (a second SIGTERM or SIGINT). */
+  hurryStop(): void {
+    this.hurry = true;
+  }
+
+  /**
+   * Stop forwarding and remove every filter, rule and address this director
+   * set up. `graceful`: leave the cluster first (see leave()). Idempotent.
+   */
+  async stop(opts: { graceful?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (opts.graceful) {
+      try {
+        await this.leave();
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'graceful leave failed');
+      }
+    }
+    await this.agent?.stop();
     this.neighbours?.stop();
     try {
       await this.dataplane?.stop();

@@ -93,10 +93,24 @@ export interface CoordinatorDeps {
   /** Send to all peers on every cluster path (cluster and data networks). */
   send: (bytes: Uint8Array) => void;
   log?: CoordLogger;
-  /** The set of buckets to forward changed: program the filter, then call applied(epoch). */
-  onApply?: (epoch: number, buckets: number[]) => void;
+  /**
+   * The set of buckets to forward changed: program the filter, then call
+   * applied(epoch). `takeovers` lists the buckets gained from members now
+   * dead, with when each was last heard (for the takeover log and its duration).
+   */
+  onApply?: (epoch: number, buckets: number[], takeovers: Takeover[]) => void;
   /** Save this synchronously (write + fsync) before returning; pass it back as Init.restore after a restart. */
   persist?: (state: PersistedState) => void;
+}
+
+/** Buckets this node gained from a member that is no longer alive. */
+export interface Takeover {
+  /** The dead member's id. */
+  from: number;
+  /** How many of its buckets this node now forwards. */
+  buckets: number;
+  /** Clock time it was last heard (ms, the coordinator's clock). */
+  lastHeard: number;
 }
 
 export interface OwnedSet {
@@ -257,7 +271,7 @@ export class Coordinator {
   private readonly clock: Clock;
   private readonly sendFn: (bytes: Uint8Array) => void;
   private readonly log: CoordLogger;
-  private readonly onApply: (epoch: number, buckets: number[]) => void;
+  private readonly onApply: (epoch: number, buckets: number[], takeovers: Takeover[]) => void;
   private readonly persistFn: (state: PersistedState) => void;
   private readonly key: MessageKey;
   private readonly replay = new ReplayGuard();
@@ -302,6 +316,8 @@ export class Coordinator {
   private ownedList: number[] = NONE;
   private ownedUntil = 0;
   private readonly ownedMask: Uint8Array;
+  /** The allocation the last non-empty owned set came from (who owned what before a change). */
+  private ownedFrom: Alloc | null = null;
 
   /** @throws SaruError SARU_ERR_INVALID_ARGUMENT on a bad Init. */
   constructor(init: CoordinatorInit, deps: CoordinatorDeps) {
@@ -972,12 +988,30 @@ export class Coordinator {
     this.ownedUntil = until;
     if (epoch === this.ownedEpoch && (list === this.ownedList || (list.length === 0 && this.ownedList.length === 0))) return;
     const before = this.ownedList.length;
+    const takeovers = list.length > 0 ? this.takeovers(list, now) : [];
     this.ownedEpoch = epoch;
     this.ownedList = list;
     this.ownedMask.fill(0);
     for (const b of list) this.ownedMask[b] = 1;
+    if (list.length > 0) this.ownedFrom = own;
     if (before !== list.length) this.log.info({ epoch, buckets: list.length, before }, 'owned buckets changed');
-    this.onApply(epoch, list.slice());
+    this.onApply(epoch, list.slice(), takeovers);
+  }
+
+  /** Buckets of `list` not forwarded before whose previous owner is dead, per owner. */
+  private takeovers(list: readonly number[], now: number): Takeover[] {
+    const prev = this.ownedFrom;
+    if (prev === null || prev === this.own) return [];
+    const per = new Map<number, number>();
+    for (const b of list) {
+      if (this.ownedMask[b] === 1) continue;
+      const from = prev.owners[b]!;
+      if (from === this.nodeId || from < 0) continue;
+      const p = this.peers.get(from);
+      if (p !== undefined && this.isAlive(p, now)) continue;
+      per.set(from, (per.get(from) ?? 0) + 1);
+    }
+    return [...per].map(([from, buckets]) => ({ from, buckets, lastHeard: this.peers.get(from)?.lastHeard ?? -1 }));
   }
 
   /** The time until which `ids` stays quorate if nothing more is heard (now or earlier: not quorate). */

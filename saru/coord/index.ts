@@ -17,6 +17,7 @@ export {
   type CoordinatorStatus,
   type MemberStatus,
   type OwnedSet,
+  type Takeover,
   type PersistedState,
 } from './coordinator.js';
 export { MAX_NODE_ID, MAX_WEIGHT, allocate, countOwners, fromRuns, quotas, toRuns, type AllocMember } from './allocation.js';

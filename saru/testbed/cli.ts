@@ -80,6 +80,7 @@ async function main(argv: string[]): Promise<void> {
     .option('--ipv6', 'also an IPv6 virtual service', false)
     .option('--udp', 'also a UDP echo virtual service on port 7', false)
     .option('--no-daemons', 'build the topology and real servers only; do not start saru')
+    .option('--static', 'static slices (director i of N owns range i) instead of the coordinator', false)
     .option('--state-dir <dir>', 'state directory (default /run/PREFIX-testbed)')
     .action(async (o: Record<string, unknown>) => {
       const init: TestbedInit = {
@@ -91,6 +92,7 @@ async function main(argv: string[]): Promise<void> {
         ipv6: o.ipv6 as boolean,
         udp: o.udp as boolean,
         startDaemons: o.daemons as boolean,
+        slices: o.static ? 'static' : 'coordinator',
         log: (l) => process.stderr.write(`${l}\n`),
       };
       if (o.rsRoute !== undefined) init.rsRoute = o.rsRoute as TestbedInit['rsRoute'];

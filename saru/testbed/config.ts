@@ -57,11 +57,21 @@ export interface SaruConfSpec {
   buckets: number;
   servicesPath: string;
   socketPath: string;
+  /** The coordinator's files and timing; null: a static slice (director i gets range i of N). */
+  coordinator: { authkeys: string; stateFile: string; keepaliveMs: number; deadtimeMs: number } | null;
 }
 
-/** saru.conf for director `index` of `directors`, with its static share of the buckets. */
+/** saru.conf for director `index` of `directors`: with the coordinator's keys, or with its static share of the buckets. */
 export function renderSaruConf(c: SaruConfSpec): string {
   const [first, last] = staticSlice(c.index, c.directors, c.buckets);
+  const slice = c.coordinator
+    ? [
+        `authkeys = ${c.coordinator.authkeys}`,
+        `state_file = ${c.coordinator.stateFile}`,
+        `keepalive = ${c.coordinator.keepaliveMs}`,
+        `deadtime = ${c.coordinator.deadtimeMs}`,
+      ]
+    : [`static_slice = ${first === last ? `${first}` : `${first}-${last}`}`];
   return [
     `# Saru testbed: director ${c.index} of ${c.directors}, generated; edits are lost on the next up`,
     `node_id = ${c.index}`,
@@ -71,7 +81,7 @@ export function renderSaruConf(c: SaruConfSpec): string {
     `control_socket = ${c.socketPath}`,
     `buckets = ${c.buckets}`,
     'sense = src-port',
-    `static_slice = ${first === last ? `${first}` : `${first}-${last}`}`,
+    ...slice,
     `gateway = ${ADDRESSES.client4}`,
     `gateway6 = ${ADDRESSES.client6}`,
     '',

@@ -21,6 +21,8 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, SaruError } from '../../core/index.js';
 import { ADDRESSES, MAX_DIRECTORS, MAX_REAL_SERVERS, type TestbedAddresses } from './addresses.js';
+import { randomBytes } from 'node:crypto';
+import { SARU_CONF_DEFAULTS } from '../config.js';
 import { renderSaruConf, renderServices, type TestbedFwd } from './config.js';
 import {
   inNetns,
@@ -66,6 +68,11 @@ export interface TestbedInit {
   daemonScript?: string;
   /** Buckets in saru.conf (default 1024). */
   buckets?: number;
+  /** 'coordinator' (default): the directors elect a master and allocate the buckets; 'static': director i of N owns range i (static_slice). */
+  slices?: 'coordinator' | 'static';
+  /** Coordinator keepalive and deadtime, ms (default saru.conf's 100 and 300). */
+  keepaliveMs?: number;
+  deadtimeMs?: number;
   /** Progress lines (default: silent). */
   log?: (line: string) => void;
 }
@@ -154,6 +161,9 @@ export class Testbed {
   readonly repoRoot: string;
   readonly daemonScript: string;
   readonly buckets: number;
+  readonly slices: 'coordinator' | 'static';
+  readonly keepaliveMs: number;
+  readonly deadtimeMs: number;
   readonly addresses: TestbedAddresses = ADDRESSES;
   private readonly log: (line: string) => void;
   private readonly programDir: string;
@@ -181,6 +191,9 @@ export class Testbed {
     this.udp = init.udp ?? false;
     this.startDaemons = init.startDaemons ?? true;
     this.buckets = init.buckets ?? 1024;
+    this.slices = init.slices ?? 'coordinator';
+    this.keepaliveMs = init.keepaliveMs ?? SARU_CONF_DEFAULTS.keepalive;
+    this.deadtimeMs = init.deadtimeMs ?? SARU_CONF_DEFAULTS.deadtime;
     if (!Number.isInteger(this.buckets) || this.buckets < this.directors || this.buckets > 65536) {
       throw invalid(`buckets must be ${this.directors}..65536, got ${init.buckets}`);
     }
@@ -248,7 +261,16 @@ export class Testbed {
       buckets: this.buckets,
       servicesPath: join(dir, 'services.cf'),
       socketPath: join(dir, 'saru.sock'),
+      coordinator:
+        this.slices === 'static'
+          ? null
+          : { authkeys: this.authkeysPath, stateFile: join(dir, 'coordinator.state'), keepaliveMs: this.keepaliveMs, deadtimeMs: this.deadtimeMs },
     });
+  }
+
+  /** The cluster key every director of this testbed shares (mode 0600). */
+  get authkeysPath(): string {
+    return join(this.stateDir, 'authkey');
   }
 
   private index(what: string, i: number | undefined, max: number): number {
@@ -327,6 +349,7 @@ export class Testbed {
           ipv6: this.ipv6,
           udp: this.udp,
           buckets: this.buckets,
+          slices: this.slices,
         },
         null,
         2,
@@ -350,6 +373,7 @@ export class Testbed {
     this.log(`${this.prefix}: real servers answer HTTP on port 80 and UDP echo on port 7`);
 
     const services = this.servicesText();
+    if (this.slices === 'coordinator') writeFileSync(this.authkeysPath, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
     for (let i = 1; i <= this.directors; i++) {
       const dir = this.directorDir(i);
       mkdirSync(dir, { recursive: true });

@@ -15,7 +15,7 @@ const NATIVE_TEST = fileURLToPath(new URL('./inject.js', import.meta.url));
 
 /** Bring the testbed up and wait until every director knows every real server's MAC. */
 async function up(init: TestbedInit): Promise<Testbed> {
-  const tb = new Testbed({ directors: 1, realServers: 2, ...init });
+  const tb = new Testbed({ directors: 1, realServers: 2, slices: 'static', ...init });
   await tb.up();
   for (let i = 1; i <= tb.directors; i++) {
     for (let tries = 0; ; tries++) {

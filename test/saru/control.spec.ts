@@ -48,11 +48,31 @@ describe('control socket', () => {
         nodeId: 3, interface: 'eth0', clusterInterface: 'eth1', buckets: 1024, sense: 'src-port', epoch: 4, slice: '0-341',
         ownedBuckets: 342, state: 'static', uptimeMs: 1234.5, connections: 10, tableCapacity: 1 << 20,
         counters: [{ name: 'rxFrames', value: 2 ** 40 }], drops: [{ name: 'not-our-slice', value: 5 }], port: [], ioMode: 'ring', filterInsns: 27, unresolved: ['198.18.0.101'],
+        drainingBuckets: 0, draining: '', drainingConnections: 0, leaseExpired: false, coordinator: null,
       };
       const back = decodeResponse(body(encodeResponse({ id: 5, text: 'x\n', cluster })));
       assert.equal(back.id, 5);
       assert.equal(back.text, 'x\n');
       assert.deepEqual(back.cluster, cluster);
+    });
+
+    it('round-trips the coordinator view with epochs beyond 32 bits', () => {
+      const epoch = 1_763_700_000_000 * 1024 + 3;
+      const member = {
+        id: 3, self: true, alive: true, state: 'active', weight: 2, synced: false, incarnation: 1_763_700_000_000, buckets: 683, member: true,
+        acceptedEpoch: epoch, appliedEpoch: epoch, heartbeatAgeMs: -1, clusterPathAgeMs: -1, dataPathAgeMs: 12.5,
+      };
+      const coordinator = {
+        master: 3, isMaster: true, epoch, epochMaster: 3, acceptedEpoch: epoch, appliedEpoch: epoch, quorate: true, stale: false, ready: true,
+        state: 'active', weight: 2, incarnation: 1_763_700_000_000, keepaliveMs: 100, deadtimeMs: 300, leaseMs: -1, members: [member], counters: [{ name: 'rx', value: 7 }],
+      };
+      const cluster = {
+        nodeId: 3, interface: 'eth0', clusterInterface: 'eth1', buckets: 1024, sense: 'src-port', epoch, slice: '0-682', ownedBuckets: 683, state: 'active',
+        uptimeMs: 1, connections: 0, tableCapacity: 1024, counters: [], drops: [], port: [], ioMode: 'ring', filterInsns: 9, unresolved: [],
+        drainingBuckets: 2, draining: '700-701', drainingConnections: 5, leaseExpired: false, coordinator,
+      };
+      assert.deepEqual(decodeResponse(body(encodeResponse({ id: 1, cluster }))).cluster, cluster);
+      assert.deepEqual(decodeRequest(body(encodeRequest({ id: 2, syncReady: { synced: true } }))).syncReady, { synced: true });
     });
 
     it('frames carry a 4-byte big-endian length', () => {

@@ -130,27 +130,36 @@ describe('data plane (in-process, MemoryPort)', () => {
     assert.equal(port.sent.length, 1);
   });
 
-  it('forwards nothing once its lease runs out, and again when it is renewed', () => {
-    const { port, clock, dp } = rig();
-    dp.setLease(clock.now() + 300);
-    port.inject(syn(20000));
+  it('forwards none of its owned buckets once its lease runs out, draining ones still, and all again when renewed', () => {
+    const { port, clock, dp } = rig({ owned: [0, 1, 2, 3], socketFilter: false });
+    port.inject(syn(1024 + 3)); // bucket 3: will be handed over
     while (dp.runOnce(0) > 0);
-    assert.equal(port.sent.length, 1);
-    clock.advance(300);
-    port.inject(syn(20001));
-    port.inject(syn(20002));
-    while (dp.runOnce(0) > 0);
-    assert.equal(port.sent.length, 1, 'lease expired: nothing forwarded');
-    let st = dp.status();
-    assert.equal(st.leaseExpired, true);
-    assert.equal(st.counters.leaseDropped, 2);
-    assert.equal(st.counters.leaseExpiries, 1);
-    dp.setLease(Infinity);
-    port.inject(syn(20003));
+    dp.setSlice([0, 1, 2], 2, { handOver: [3], leaseUntil: clock.now() + 300 });
+    port.inject(syn(1024 + 1));
     while (dp.runOnce(0) > 0);
     assert.equal(port.sent.length, 2);
+    clock.advance(300);
+    port.inject(syn(2048 + 1)); // owned, new: not forwarded without a lease
+    port.inject(syn(1024 + 3, 'A')); // draining, own: still forwarded
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 3);
+    let st = dp.status();
+    assert.equal(st.leaseExpired, true);
+    assert.equal(st.owned, 0);
+    assert.equal(st.counters.leaseExpiries, 1);
+    assert.equal(st.drops.not_our_slice, 1);
+    dp.setLease(clock.now() + 300);
+    port.inject(syn(2048 + 2));
+    while (dp.runOnce(0) > 0);
+    assert.equal(port.sent.length, 4);
     st = dp.status();
     assert.equal(st.leaseExpired, false);
+    assert.equal(st.owned, 3);
+    // a slice that arrives with a lease already past owns nothing until renewed
+    dp.setSlice([0, 1], 3, { leaseUntil: clock.now() - 1 });
+    assert.equal(dp.status().owned, 0);
+    dp.setLease(Infinity);
+    assert.deepEqual(dp.status().ranges, [[0, 1]]);
   });
 
   it('holds frames for a real server whose MAC is unknown, counted', () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { SaruError } from '../../core/index.js';
 import { formatCluster } from '../../saru/adm-format.js';
-import type { ClusterInfo } from '../../saru/control.js';
+import type { ClusterInfo, MemberInfo } from '../../saru/control.js';
 import { bucketRanges, loadServices, serviceVips } from '../../saru/director.js';
 import { createLogger } from '../../saru/log.js';
 
@@ -48,6 +48,7 @@ describe('director helpers', () => {
       nodeId: 2, interface: 'eth0', clusterInterface: 'eth1', buckets: 1024, sense: 'src-port', epoch: 0, slice: '342-682', ownedBuckets: 341,
       state: 'static', uptimeMs: 1500, connections: 3, tableCapacity: 1024, counters: [{ name: 'scheduled', value: 3 }], drops: [],
       port: [{ name: 'rxFrames', value: 9 }], ioMode: 'ring', filterInsns: 22, unresolved: ['198.18.0.102'],
+        drainingBuckets: 0, draining: '', drainingConnections: 0, leaseExpired: false,
     };
     const text = formatCluster(c);
     assert.match(text, /^Node 2 {2}state static {2}epoch 0 {2}uptime 1\.5 s$/m);
@@ -56,6 +57,34 @@ describe('director helpers', () => {
     assert.match(text, /Unresolved real servers \(no MAC yet\): 198\.18\.0\.102/);
     assert.match(text, /^ {2}scheduled +3$/m);
     assert.doesNotMatch(text, /Dropped:/);
+  });
+
+  it('formats the coordinator part of --cluster: master, epoch as term.master, members with buckets and heartbeat ages', () => {
+    const epoch = 1_763_700_000_000 * 1024 + 1;
+    const m = (id: number, o: Partial<MemberInfo> = {}): MemberInfo => ({
+      id, self: false, alive: true, state: 'active', weight: 1, synced: true, incarnation: 1, buckets: 341, member: true,
+      acceptedEpoch: epoch, appliedEpoch: epoch, heartbeatAgeMs: 40, clusterPathAgeMs: 40, dataPathAgeMs: 45, ...o,
+    });
+    const c: ClusterInfo = {
+      nodeId: 2, interface: 'eth0', clusterInterface: 'eth1', buckets: 1024, sense: 'src-port', epoch, slice: '342-682', ownedBuckets: 341,
+      state: 'active', uptimeMs: 1500, connections: 3, tableCapacity: 1024, counters: [], drops: [], port: [], ioMode: 'ring', filterInsns: 22, unresolved: [],
+      drainingBuckets: 3, draining: '0-2', drainingConnections: 4, leaseExpired: false,
+      coordinator: {
+        master: 1, isMaster: false, epoch, epochMaster: 1, acceptedEpoch: epoch, appliedEpoch: epoch, quorate: true, stale: false, ready: true, state: 'active',
+        weight: 1, incarnation: 5, keepaliveMs: 100, deadtimeMs: 300, leaseMs: 260,
+        members: [m(1, { buckets: 342 }), m(2, { self: true, heartbeatAgeMs: -1, clusterPathAgeMs: -1, dataPathAgeMs: -1 }), m(3, { alive: false, heartbeatAgeMs: 12_000, buckets: 0 })],
+        counters: [{ name: 'rx', value: 12 }, { name: 'bad_mac', value: 0 }],
+      },
+    };
+    const text = formatCluster(c);
+    assert.match(text, /^Node 2 {2}state active {2}epoch 1763700000000\.1 /m);
+    assert.match(text, /^Draining 3 \(own connections left: 4\): 0-2$/m);
+    assert.match(text, /^Coordinator: active {2}master 1 {2}epoch 1763700000000\.1 {2}quorum yes {2}lease 260ms$/m);
+    assert.match(text, /^ {5}1 {2}active +yes +1 +342 +1763700000000\.1 +40ms +40ms +45ms$/m);
+    assert.match(text, /^ {5}2\* active +yes +1 +341 +1763700000000\.1 +- +- +-$/m);
+    assert.match(text, /^ {5}3 {2}active +NO +1 +0 .* 12s /m);
+    assert.match(text, /^ {2}rx +12$/m);
+    assert.doesNotMatch(text, /bad_mac/);
   });
 
   it('logs JSON lines with syslog facility and severity, and rejects unknown facilities', () => {

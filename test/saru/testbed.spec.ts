@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseLdirectord, toServiceInits } from '../../core/index.js';
+import { parseSaruConf } from '../../saru/config.js';
 import {
   ADDRESSES,
   PATTERN_BLOCK,
@@ -50,7 +51,7 @@ describe('testbed: files for the directors', () => {
   });
 
   it('saru.conf names the node, interfaces, paths, its slice and the gateways', () => {
-    const text = renderSaruConf({ index: 2, directors: 3, buckets: 1024, servicesPath: '/s/d2/services.cf', socketPath: '/s/d2/saru.sock' });
+    const text = renderSaruConf({ index: 2, directors: 3, buckets: 1024, servicesPath: '/s/d2/services.cf', socketPath: '/s/d2/saru.sock', coordinator: null });
     const kv = new Map(
       text
         .split('\n')
@@ -73,6 +74,19 @@ describe('testbed: files for the directors', () => {
       gateway: '198.18.1.2',
       gateway6: '2001:2:0:1::2',
     });
+  });
+
+  it('saru.conf with the coordinator names the key, state file and timing instead of a slice, and parses', () => {
+    const text = renderSaruConf({
+      index: 1, directors: 3, buckets: 1024, servicesPath: '/s/d1/services.cf', socketPath: '/s/d1/saru.sock',
+      coordinator: { authkeys: '/s/authkey', stateFile: '/s/d1/coordinator.state', keepaliveMs: 50, deadtimeMs: 200 },
+    });
+    assert.doesNotMatch(text, /static_slice/);
+    const c = parseSaruConf(text, '/s/d1/saru.conf');
+    assert.deepEqual(
+      { ...c.coordinator },
+      { authkeys: '/s/authkey', weight: 1, mcastGroup: '239.192.83.1', mcastPort: 7083, keepaliveMs: 50, deadtimeMs: 200, joinDelayMs: 30_000, waitForSync: false, stateFile: '/s/d1/coordinator.state', drainTimeoutMs: 60_000 },
+    );
   });
 
   const cases: Array<{ description: string; spec: Parameters<typeof renderServices>[0]; services: Array<[string, number, number]> }> = [
