@@ -23,6 +23,7 @@ import { ErrorCode, SaruError } from '../../core/index.js';
 import { ADDRESSES, MAX_DIRECTORS, MAX_REAL_SERVERS, type TestbedAddresses } from './addresses.js';
 import { randomBytes } from 'node:crypto';
 import { SARU_CONF_DEFAULTS } from '../config.js';
+import type { ClusterInfo } from '../control.js';
 import { renderSaruConf, renderServices, type TestbedFwd } from './config.js';
 import {
   inNetns,
@@ -73,6 +74,8 @@ export interface TestbedInit {
   /** Coordinator keepalive and deadtime, ms (default saru.conf's 100 and 300). */
   keepaliveMs?: number;
   deadtimeMs?: number;
+  /** Daemon logs as JSON lines (for programs reading them) instead of readable text (default false). */
+  jsonLogs?: boolean;
   /** Progress lines (default: silent). */
   log?: (line: string) => void;
 }
@@ -118,6 +121,8 @@ const READY_TIMEOUT_MS = 10_000;
 /** How long a SIGTERMed process may take to exit before SIGKILL. */
 const STOP_GRACE_MS = 5_000;
 const MARKER = 'testbed.json';
+/** nftables table (bridge family, in the switch) that isolate() fills. */
+const PARTITION_TABLE = 'saru_partition';
 
 const PREFIX_RE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 
@@ -164,6 +169,7 @@ export class Testbed {
   readonly slices: 'coordinator' | 'static';
   readonly keepaliveMs: number;
   readonly deadtimeMs: number;
+  readonly jsonLogs: boolean;
   readonly addresses: TestbedAddresses = ADDRESSES;
   private readonly log: (line: string) => void;
   private readonly programDir: string;
@@ -194,6 +200,7 @@ export class Testbed {
     this.slices = init.slices ?? 'coordinator';
     this.keepaliveMs = init.keepaliveMs ?? SARU_CONF_DEFAULTS.keepalive;
     this.deadtimeMs = init.deadtimeMs ?? SARU_CONF_DEFAULTS.deadtime;
+    this.jsonLogs = init.jsonLogs === true;
     if (!Number.isInteger(this.buckets) || this.buckets < this.directors || this.buckets > 65536) {
       throw invalid(`buckets must be ${this.directors}..65536, got ${init.buckets}`);
     }
@@ -535,7 +542,7 @@ export class Testbed {
     writeFileSync(logPath, `--- testbed: starting director ${i} at ${new Date().toISOString()}\n`, { flag: 'a' });
     const pid = spawnDetached(
       'ip',
-      ['netns', 'exec', ns, process.execPath, this.daemonScript, '--config', conf, '--log_facility', '-'],
+      ['netns', 'exec', ns, process.execPath, this.daemonScript, '--config', conf, '--log_facility', this.jsonLogs ? 'daemon' : '-'],
       logPath,
     );
     writeFileSync(join(dir, 'saru.pid'), `${pid}\n`);
@@ -559,6 +566,55 @@ export class Testbed {
     if (how === 'killed') {
       throw new SaruError(ErrorCode.IO, `${ns}: saru (pid ${pid}) did not exit within ${STOP_GRACE_MS} ms of SIGTERM and was killed`);
     }
+  }
+
+  /**
+   * Cut director `i` off from the other directors with netfilter drops in the
+   * switch: all of its traffic on the cluster bridge (`cluster`), and the
+   * coordinator's heartbeats on the data hub (`data`; client traffic still
+   * flows). heal() removes every cut.
+   */
+  async isolate(i: number, networks: { cluster: boolean; data: boolean }): Promise<void> {
+    this.index('director', i, this.directors);
+    const rules: string[] = [];
+    if (networks.cluster) rules.push(`iifname "d${i}-c" drop`, `oifname "d${i}-c" drop`);
+    if (networks.data) {
+      const port = SARU_CONF_DEFAULTS.mcast_port + 1;
+      rules.push(`iifname "d${i}-h" udp dport ${port} drop`, `oifname "d${i}-h" udp dport ${port} drop`);
+    }
+    const ruleset = [
+      `table bridge ${PARTITION_TABLE} {`,
+      '  chain forward {',
+      '    type filter hook forward priority 0; policy accept;',
+      ...rules.map((r) => `    ${r}`),
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+    await this.heal();
+    const r = await this.exec(this.nsName('switch'), 'nft', ['-f', '-'], { input: ruleset });
+    this.checked(this.nsName('switch'), 'nft -f (partition)', r);
+  }
+
+  /** Remove the cuts isolate() made. */
+  async heal(): Promise<void> {
+    await this.exec(this.nsName('switch'), 'nft', ['delete', 'table', 'bridge', PARTITION_TABLE]);
+  }
+
+  /**
+   * `saruadm ARGS` against director `i`'s control socket, in its namespace.
+   * @throws SaruError SARU_ERR_IO when saruadm fails (with its stderr).
+   */
+  async adm(i: number, args: string[]): Promise<string> {
+    const ns = this.nsName('director', i);
+    const r = await this.exec(ns, process.execPath, [join(this.repoRoot, 'dist', 'saru', 'adm.js'), '--socket', this.socketPath(i), ...args]);
+    if (r.code !== 0) throw new SaruError(ErrorCode.IO, `${ns}: saruadm ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** Director `i`'s `saruadm --cluster --json`. @throws SaruError SARU_ERR_IO as adm(). */
+  async cluster(i: number): Promise<ClusterInfo> {
+    return JSON.parse(await this.adm(i, ['--cluster', '--json'])) as ClusterInfo;
   }
 
   /** SIGKILL director `i`'s daemon (a crash); does not wait. No-op when not running. */

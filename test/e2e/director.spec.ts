@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import type { ClusterInfo } from '../../saru/control.js';
 import { Testbed, type TestbedInit } from '../../saru/testbed/index.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -46,22 +47,11 @@ function tally(bodies: string[]): Record<string, number> {
 }
 
 async function adm(tb: Testbed, i: number, args: string[]): Promise<string> {
-  const r = await tb.exec(tb.nsName('director', i), process.execPath, [ADM, '--socket', tb.socketPath(i), ...args]);
-  assert.equal(r.code, 0, `saruadm ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
+  return tb.adm(i, args);
 }
 
-interface ClusterJson {
-  slice: string;
-  unresolved: string[];
-  ownedBuckets: number;
-  counters: Array<{ name: string; value: number }>;
-  drops: Array<{ name: string; value: number }>;
-  port: Array<{ name: string; value: number }>;
-}
-
-async function cluster(tb: Testbed, i: number): Promise<ClusterJson> {
-  return JSON.parse(await adm(tb, i, ['--cluster', '--json'])) as ClusterJson;
+async function cluster(tb: Testbed, i: number): Promise<ClusterInfo> {
+  return tb.cluster(i);
 }
 
 function counter(list: Array<{ name: string; value: number }>, name: string): number {

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { Sense, SaruError } from '../../core/index.js';
 import { SARU_CONF_KEYS, loadSaruConf, parseSaruConf } from '../../saru/config.js';
 
-const MIN = 'node_id = 2\ninterface = eth0\nservices = services.cf\n';
+const MIN = 'node_id = 2\ninterface = eth0\nservices = services.cf\nauthkeys = authkey\n';
+const STATIC = 'node_id = 2\ninterface = eth0\nservices = services.cf\nstatic_slice = 0-1023\n';
 
 function configErr(text: string, line: number, includes: string): void {
   assert.throws(
@@ -39,6 +40,45 @@ describe('saru.conf', () => {
     assert.equal(c.ioMode, null);
     assert.equal(c.nftTable, 'saru');
     assert.equal(c.socketFilter, true);
+    assert.deepEqual(c.coordinator, {
+      authkeys: '/etc/saru/authkey',
+      weight: 1,
+      mcastGroup: '239.192.83.1',
+      mcastPort: 7083,
+      keepaliveMs: 100,
+      deadtimeMs: 300,
+      joinDelayMs: 30_000,
+      waitForSync: false,
+      stateFile: '/var/lib/saru/coordinator.state',
+      drainTimeoutMs: 60_000,
+    });
+  });
+
+  it('reads the coordinator keys', () => {
+    const c = parseSaruConf(
+      'node_id = 1023\ninterface = eth0\nservices = s\nauthkeys = /etc/saru/authkey\nweight = 3\nmcast_group = 239.1.2.3\nmcast_port = 9000\n' +
+        'keepalive = 50\ndeadtime = 150\njoin_delay = 5\nwait_for_sync = yes\nstate_file = state/coord\ndrain_timeout = 0\nbuckets = 16384\n',
+      '/etc/saru/saru.conf',
+    );
+    assert.equal(c.nodeId, 1023);
+    assert.deepEqual(c.coordinator, {
+      authkeys: '/etc/saru/authkey',
+      weight: 3,
+      mcastGroup: '239.1.2.3',
+      mcastPort: 9000,
+      keepaliveMs: 50,
+      deadtimeMs: 150,
+      joinDelayMs: 5000,
+      waitForSync: true,
+      stateFile: '/etc/saru/state/coord',
+      drainTimeoutMs: 0,
+    });
+  });
+
+  it('has no coordinator with static_slice', () => {
+    const c = parseSaruConf(STATIC + 'buckets = 65536\n', '/etc/saru/saru.conf');
+    assert.equal(c.coordinator, null);
+    assert.equal(c.staticSlice?.length, 1024);
   });
 
   it('reads every key, with comments and blank lines', () => {
@@ -82,22 +122,33 @@ socket_filter = no
   });
 
   const bad: Array<[string, string, number, string]> = [
-    ['unknown key', MIN + 'colour = blue\n', 4, 'unknown key "colour"'],
-    ['not key = value', MIN + 'buckets 1024\n', 4, 'expected "key = value"'],
-    ['repeated key', MIN + 'node_id = 4\n', 4, 'already set on line 1'],
-    ['empty value', MIN + 'sense =\n', 4, 'needs a value'],
-    ['node_id range', 'node_id = 0\ninterface = eth0\nservices = s\n', 1, 'node_id: expected an integer 1-65535'],
+    ['unknown key', MIN + 'colour = blue\n', 5, 'unknown key "colour"'],
+    ['not key = value', MIN + 'buckets 1024\n', 5, 'expected "key = value"'],
+    ['repeated key', MIN + 'node_id = 4\n', 5, 'already set on line 1'],
+    ['empty value', MIN + 'sense =\n', 5, 'needs a value'],
+    ['node_id range', 'node_id = 0\ninterface = eth0\nservices = s\n', 1, 'node_id: expected an integer 1-1023'],
+    ['node_id beyond the epoch bits', 'node_id = 1024\ninterface = eth0\nservices = s\n', 1, 'node_id: expected an integer 1-1023'],
+    ['no authkeys and no static_slice', 'node_id = 1\ninterface = eth0\nservices = s\n', 3, 'missing "authkeys"'],
+    ['coordinator key with static_slice', STATIC + 'deadtime = 500\n', 5, 'static_slice (line 4) turns off'],
+    ['deadtime below twice keepalive', MIN + 'keepalive = 200\ndeadtime = 300\n', 6, 'at least twice keepalive'],
+    ['keepalive range', MIN + 'keepalive = 5\n', 5, 'milliseconds, 10-10000'],
+    ['mcast_group not multicast', MIN + 'mcast_group = 198.18.0.1\n', 5, 'an IPv4 multicast address'],
+    ['mcast_port', MIN + 'mcast_port = 65535\n', 5, 'a UDP port 1-65534'],
+    ['weight', MIN + 'weight = -1\n', 5, 'an integer 0-65535'],
+    ['wait_for_sync', MIN + 'wait_for_sync = maybe\n', 5, 'yes or no'],
+    ['join_delay', MIN + 'join_delay = 1h\n', 5, 'seconds, 0-3600'],
+    ['buckets beyond the coordinator', MIN + 'buckets = 32768\n', 5, 'at most 16384 buckets'],
     ['node_id text', 'node_id = one\ninterface = eth0\nservices = s\n', 1, 'got "one"'],
-    ['buckets not a power of two', MIN + 'buckets = 1000\n', 4, 'a power of two'],
-    ['sense', MIN + 'sense = src-mac\n', 4, 'src-port, src-addr, dst-port or dst-addr'],
-    ['static_slice beyond buckets', MIN + 'buckets = 64\nstatic_slice = 0-64\n', 5, 'within 0-63'],
-    ['static_slice syntax', MIN + 'static_slice = 0..9\n', 4, 'FIRST-LAST'],
-    ['gateway family', MIN + 'gateway = 2001:2::1\n', 4, 'an IPv4 address'],
-    ['gateway6 garbage', MIN + 'gateway6 = router\n', 4, 'an IPv6 address'],
+    ['buckets not a power of two', MIN + 'buckets = 1000\n', 5, 'a power of two'],
+    ['sense', MIN + 'sense = src-mac\n', 5, 'src-port, src-addr, dst-port or dst-addr'],
+    ['static_slice beyond buckets', STATIC.replace('0-1023', '0-64') + 'buckets = 64\n', 4, 'within 0-63'],
+    ['static_slice syntax', MIN + 'static_slice = 0..9\n', 5, 'FIRST-LAST'],
+    ['gateway family', MIN + 'gateway = 2001:2::1\n', 5, 'an IPv4 address'],
+    ['gateway6 garbage', MIN + 'gateway6 = router\n', 5, 'an IPv6 address'],
     ['interface name', MIN.replace('eth0', 'a very long interface name'), 2, 'an interface name'],
-    ['mid_flow', MIN + 'mid_flow = maybe\n', 4, 'drop or schedule'],
-    ['io_mode', MIN + 'io_mode = xdp\n', 4, 'ring or mmsg'],
-    ['conn_table_size', MIN + 'conn_table_size = 1000\n', 4, 'power of two'],
+    ['mid_flow', MIN + 'mid_flow = maybe\n', 5, 'drop or schedule'],
+    ['io_mode', MIN + 'io_mode = xdp\n', 5, 'ring or mmsg'],
+    ['conn_table_size', MIN + 'conn_table_size = 1000\n', 5, 'power of two'],
   ];
   for (const [what, text, line, msg] of bad) {
     it(`rejects: ${what}`, () => configErr(text, line, msg));
