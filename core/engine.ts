@@ -303,7 +303,17 @@ export class Engine {
     }
     const table = this.table;
     let idx = table.lookupIn(flow);
-    if (st === SliceState.DRAINING && !this.ownsDraining(idx)) return;
+    if (st === SliceState.DRAINING) {
+      if (f.protocol === Proto.TCP && (f.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN) {
+        // A SYN opens a new connection, even on a port whose old entry
+        // lingers here (FIN_WAIT, TIME_WAIT): the new owner takes it. The old
+        // entry goes, or its later packets would reach the old real server too.
+        if (idx >= 0 && !table.isSynced(idx)) table.remove(idx);
+        this.drop(Drop.HANDED_OVER);
+        return;
+      }
+      if (!this.ownsDraining(idx)) return;
+    }
     if (idx < 0) {
       if (f.protocol === Proto.TCP && (f.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) {
         const sched = svc.scheduler;

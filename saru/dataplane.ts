@@ -67,8 +67,6 @@ export interface SliceChange {
    * director keeps finishing the connections it created in them (draining).
    */
   handOver?: number[];
-  /** Stop serving every draining bucket now (quorum or lease lost: fate sharing). */
-  clearDraining?: boolean;
   /** New lease deadline on the lease clock (Infinity: none; 0 or past: forward nothing). */
   leaseUntil?: number;
 }
@@ -105,6 +103,9 @@ export const TICK_MS = 100;
 
 /** How often draining buckets are checked for own connections left, ms. */
 export const DRAIN_SWEEP_MS = 500;
+
+/** Closing TCP and UDP entries idle this long no longer hold a draining bucket, ms. */
+export const DRAIN_IDLE_MS = 2000;
 
 function parseMacText(text: string): Uint8Array | null {
   const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(text);
@@ -209,8 +210,12 @@ export class Dataplane {
 
   /**
    * Release draining buckets in which no connection this director created is
-   * still open: TCP entries past FIN (TIME_WAIT, CLOSE) and synced entries do
-   * not hold a bucket; UDP entries do until they time out.
+   * still open. Synced entries and TCP entries in TIME_WAIT or CLOSE never
+   * hold a bucket. Closing TCP entries (FIN_WAIT, CLOSE_WAIT, LAST_ACK: with
+   * direct routing the director sees only the client's side, and IPVS's
+   * input-only table leaves a finished connection in CLOSE_WAIT for 60 s)
+   * and UDP entries hold it only while a packet came within DRAIN_IDLE_MS.
+   * ESTABLISHED entries hold it until they close or time out.
    */
   sweepDraining(): void {
     const slice = this.slice;
@@ -221,9 +226,12 @@ export class Dataplane {
     let total = 0;
     t.forEach((idx) => {
       if (t.isSynced(idx) || t.isTemplate(idx)) return;
-      if (t.protocol(idx) === Proto.TCP) {
-        const st = t.state(idx);
-        if (st === TcpState.TIME_WAIT || st === TcpState.CLOSE) return;
+      const proto = t.protocol(idx);
+      const st = t.state(idx);
+      if (proto === Proto.TCP && (st === TcpState.TIME_WAIT || st === TcpState.CLOSE)) return;
+      if (proto !== Proto.TCP || st === TcpState.FIN_WAIT || st === TcpState.CLOSE_WAIT || st === TcpState.LAST_ACK) {
+        const idleMs = t.timeouts.forState(proto, st) - t.remainingMs(idx);
+        if (idleMs >= DRAIN_IDLE_MS) return;
       }
       t.copyClientAddr(idx, c);
       t.copyVirtualAddr(idx, v);
@@ -253,14 +261,16 @@ export class Dataplane {
 
   /**
    * Replace the owned buckets (a new allocation epoch, or none when the
-   * quorum is lost), adjust the draining set as `change` says, and reprogram
-   * the socket filter once for both.
+   * quorum is lost), add the handed-over buckets to the draining set, and
+   * reprogram the socket filter once for both. Draining buckets are released
+   * only by sweepDraining(): their connections are this director's alone, so
+   * losing the quorum does not stop them.
    * @throws SaruError SARU_ERR_INVALID_ARGUMENT on a bucket out of range.
    */
   setSlice(owned: number[], epoch: number, change: SliceChange = {}): void {
     const slice = this.slice;
     const draining = new Set<number>();
-    if (!change.clearDraining) for (let b = 0; b < slice.buckets; b++) if (slice.draining[b] === 1) draining.add(b);
+    for (let b = 0; b < slice.buckets; b++) if (slice.draining[b] === 1) draining.add(b);
     for (const b of change.handOver ?? []) draining.add(b);
     for (const b of owned) draining.delete(b);
     this.ownedList = owned.slice();

@@ -557,14 +557,19 @@ export class Testbed {
     }
   }
 
-  /** SIGTERM director `i`'s daemon and wait (5 s) for it to exit; a daemon that needs SIGKILL is an error. No-op when not running. */
-  async stopDirector(i: number): Promise<void> {
+  /**
+   * SIGTERM director `i`'s daemon and wait (`graceMs`, default 5 s) for it to
+   * exit; a daemon that needs SIGKILL is an error. A director with the
+   * coordinator first hands its buckets over and finishes its own connections
+   * in them (up to drain_timeout), so give it that long. No-op when not running.
+   */
+  async stopDirector(i: number, graceMs = STOP_GRACE_MS): Promise<void> {
     const ns = this.nsName('director', i);
     const pid = this.directorPid(i);
     if (pid === undefined) return;
-    const how = await terminate(pid, STOP_GRACE_MS);
+    const how = await terminate(pid, graceMs);
     if (how === 'killed') {
-      throw new SaruError(ErrorCode.IO, `${ns}: saru (pid ${pid}) did not exit within ${STOP_GRACE_MS} ms of SIGTERM and was killed`);
+      throw new SaruError(ErrorCode.IO, `${ns}: saru (pid ${pid}) did not exit within ${graceMs} ms of SIGTERM and was killed`);
     }
   }
 
@@ -615,6 +620,37 @@ export class Testbed {
   /** Director `i`'s `saruadm --cluster --json`. @throws SaruError SARU_ERR_IO as adm(). */
   async cluster(i: number): Promise<ClusterInfo> {
     return JSON.parse(await this.adm(i, ['--cluster', '--json'])) as ClusterInfo;
+  }
+
+  /**
+   * Wait until the directors `live` agree on one committed allocation that
+   * gives every bucket to exactly one of them, each has applied it and sees
+   * all of them alive, and directors not in `live` that still run own
+   * nothing. Polls every 100 ms.
+   * @returns the directors' --cluster views, by index.
+   * @throws SaruError SARU_ERR_IO after `timeoutMs`, with the last views.
+   */
+  async waitForAllocation(live: number[], timeoutMs = 10_000): Promise<Map<number, ClusterInfo>> {
+    const start = Date.now();
+    let why = '';
+    for (;;) {
+      const views = new Map<number, ClusterInfo>();
+      for (let i = 1; i <= this.directors; i++) {
+        if (this.directorPid(i) === undefined) continue;
+        try {
+          views.set(i, await this.cluster(i));
+        } catch {
+          // not answering yet (starting): allocationProblem() names it
+        }
+      }
+      const problem = allocationProblem(live, views, this.buckets);
+      if (problem === null) return views;
+      why = problem;
+      if (Date.now() - start > timeoutMs) {
+        throw new SaruError(ErrorCode.IO, `directors ${live.join(',')} did not settle on one allocation within ${timeoutMs} ms: ${why}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   /** SIGKILL director `i`'s daemon (a crash); does not wait. No-op when not running. */
@@ -750,4 +786,32 @@ export function readTestbedSettings(stateDir: string): Record<string, unknown> |
   } catch {
     return undefined;
   }
+}
+
+/** Why `views` is not one settled allocation among `live` (null: it is). */
+export function allocationProblem(live: number[], views: Map<number, ClusterInfo>, buckets: number): string | null {
+  const owner = new Int32Array(buckets).fill(-1);
+  let epoch = -1;
+  for (const i of live) {
+    const v = views.get(i);
+    const k = v?.coordinator;
+    if (!v || !k) return `director ${i}: no coordinator view`;
+    if (!k.quorate || k.stale || k.epoch === 0) return `director ${i}: quorate ${k.quorate}, stale ${k.stale}, epoch ${k.epoch}`;
+    if (epoch >= 0 && k.epoch !== epoch) return `directors on epochs ${epoch} and ${k.epoch}`;
+    epoch = k.epoch;
+    if (v.epoch !== k.epoch) return `director ${i}: data plane on epoch ${v.epoch}, coordinator on ${k.epoch}`;
+    const alive = k.members.filter((m) => m.alive && m.state === 'active').map((m) => m.id).sort((a, b) => a - b);
+    if (alive.join(',') !== [...live].sort((a, b) => a - b).join(',')) return `director ${i} sees active members ${alive.join(',')}`;
+    for (const m of k.members) if (m.member && m.appliedEpoch !== epoch) return `director ${i}: member ${m.id} applied ${m.appliedEpoch}, not ${epoch}`;
+    for (const r of v.slice === '' ? [] : v.slice.split(',')) {
+      const [a, b] = r.split('-').map(Number) as [number, number | undefined];
+      for (let x = a; x <= (b ?? a); x++) {
+        if (owner[x] !== -1) return `bucket ${x} owned by ${owner[x]} and ${i}`;
+        owner[x] = i;
+      }
+    }
+  }
+  for (const [i, v] of views) if (!live.includes(i) && v.ownedBuckets > 0) return `director ${i} (not live) still owns ${v.ownedBuckets} buckets`;
+  const free = owner.indexOf(-1);
+  return free >= 0 ? `bucket ${free} has no owner` : null;
 }

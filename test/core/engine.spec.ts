@@ -281,6 +281,19 @@ describe('Engine', () => {
       assert.equal(engine.drops[Drop.NOT_OUR_SLICE], 2);
     });
 
+    it('gives a SYN that reuses the port of an own connection to the new owner, and forgets the old connection', () => {
+      const { engine, slice } = rig({ weights: [1] });
+      assert.equal(run(engine, tcp4(40002, 'S')).length, 1);
+      assert.equal(run(engine, tcp4(40002, 'A')).length, 1);
+      slice.setOwned([]);
+      slice.setDraining([2]);
+      assert.equal(run(engine, tcp4(40002, 'S')).length, 0, 'the new connection is the new owner\'s');
+      assert.equal(engine.drops[Drop.HANDED_OVER], 1);
+      assert.equal(run(engine, tcp4(40002, 'A')).length, 0, 'its later packets are not sent to the old real server');
+      assert.equal(engine.drops[Drop.HANDED_OVER], 2);
+      assert.equal(engine.table.size, 0);
+    });
+
     it('does not serve connections it only knows from sync in a draining bucket', () => {
       const { engine, slice, rs } = rig({ weights: [1] });
       const s = new ConnSnapshot();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { Fwd, ManualClock, Proto, Sense, type ServiceInitPair } from '../../core/index.js';
 import { MemoryPort } from '../../native/index.js';
-import { DRAIN_SWEEP_MS, Dataplane, TICK_MS, type DataplaneInit } from '../../saru/dataplane.js';
+import { DRAIN_IDLE_MS, DRAIN_SWEEP_MS, Dataplane, TICK_MS, type DataplaneInit } from '../../saru/dataplane.js';
 import { PacketBuilder, formatMac, parseMac } from '../helpers/packet-builder.js';
 
 const SHARED = '02:5a:52:55:00:01';
@@ -117,17 +117,19 @@ describe('data plane (in-process, MemoryPort)', () => {
     assert.equal(port.filteredOut, filtered + 1);
   });
 
-  it('stops serving draining buckets at once when told to (quorum lost)', () => {
-    const { port, dp } = rig({ owned: [5] });
+  it('lets a closing connection hold a draining bucket only while packets still come', () => {
+    const { port, clock, dp } = rig({ owned: [5] });
     port.inject(syn(1024 + 5));
+    port.inject(syn(1024 + 5, 'A'));
+    port.inject(syn(1024 + 5, 'FA')); // the client closes: CLOSE_WAIT in the input-only table, 60 s
     while (dp.runOnce(0) > 0);
     dp.setSlice([], 2, { handOver: [5] });
-    assert.equal(dp.status().draining, 1);
-    dp.setSlice([], 2, { clearDraining: true });
-    assert.equal(dp.status().draining, 0);
-    port.inject(syn(1024 + 5, 'A'));
-    while (dp.runOnce(0) > 0);
-    assert.equal(port.sent.length, 1);
+    clock.advance(DRAIN_SWEEP_MS);
+    dp.runOnce(0);
+    assert.equal(dp.status().draining, 1, 'just closed: its last ACKs may still come');
+    clock.advance(DRAIN_IDLE_MS);
+    dp.runOnce(0);
+    assert.equal(dp.status().draining, 0, 'idle for DRAIN_IDLE_MS: released');
   });
 
   it('forwards none of its owned buckets once its lease runs out, draining ones still, and all again when renewed', () => {
