@@ -32,11 +32,14 @@ What exists today (see README.md, "Status"):
           DR/NAT/TUN rewrites, slice filter, counters and rates, ipvsadm formats,
           ldirectord.cf parsing                                   (npm test, npm run bench:core)
   saru    the director daemon on real packets: AF_PACKET rings, a BPF socket filter per
-          slice, nftables host-stack rules, saruadm; static slices from saru.conf
+          slice, nftables host-stack rules, saruadm; the coordinator: authenticated heartbeats,
+          master election, weighted bucket allocation, takeover in about 0.3 s, graceful
+          handover, a partition policy                            (npm run bench:failover)
   testbed directors, real servers and a client in network namespaces (as root):
           npm run testbed -- up    then    ip netns exec saru-c curl -s http://198.18.0.100/
-Not yet: the coordinator (issue 4), saru-syncd (issue 5), health checks and keepalived.conf
-         (issue 6), and the three-director failover demo in network namespaces (issue 7).
+Not yet: saru-syncd (issue 5: established connections of a killed director are lost until
+         then), health checks and keepalived.conf (issue 6), and the three-director failover
+         demo (issue 7).
 
 In-process engine run: two directors, one VIP, a synthetic trace of TCP connections.
 `;
