@@ -124,6 +124,12 @@ export class SliceFilter {
 
   /** Replace the owned set (all at once) and record its epoch. */
   setOwned(buckets: Iterable<number>, epoch = this.epoch): void {
+    this.ownedCount = this.fill(this.owned, buckets);
+    this.epoch = epoch;
+  }
+
+  /** Set `mask` to exactly `buckets` (all or nothing); returns how many distinct buckets. */
+  private fill(mask: Uint8Array, buckets: Iterable<number>): number {
     const next = new Uint8Array(this.buckets);
     let count = 0;
     for (const b of buckets) {
@@ -133,9 +139,8 @@ export class SliceFilter {
       if (next[b] === 0) count++;
       next[b] = 1;
     }
-    this.owned.set(next);
-    this.ownedCount = count;
-    this.epoch = epoch;
+    mask.set(next);
+    return count;
   }
 
   /**
@@ -144,17 +149,7 @@ export class SliceFilter {
    * @throws SaruError SARU_ERR_INVALID_ARGUMENT on a bucket out of range.
    */
   setDraining(buckets: Iterable<number>): void {
-    const next = new Uint8Array(this.buckets);
-    let count = 0;
-    for (const b of buckets) {
-      if (!Number.isInteger(b) || b < 0 || b >= this.buckets) {
-        throw new SaruError(ErrorCode.INVALID_ARGUMENT, `bucket ${b} out of range 0..${this.buckets - 1}`);
-      }
-      if (next[b] === 0) count++;
-      next[b] = 1;
-    }
-    this.draining.set(next);
-    this.drainingCount = count;
+    this.drainingCount = this.fill(this.draining, buckets);
   }
 
   /** Number of draining buckets. */

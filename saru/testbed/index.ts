@@ -5,8 +5,8 @@
  * serve. The real-server programs (http-server.js, udp-echo.js) and the
  * one-shot udp-client.js are separate entry points run inside namespaces.
  */
-export { Testbed, REQUIRED_TOOLS, allocationProblem, findTool, readTestbedSettings } from './testbed.js';
-export type { TestbedInit, TestbedStatus, TestbedProcess, DirectorStatus, NamespaceRole } from './testbed.js';
+export { Testbed, REQUIRED_TOOLS, allocationProblem, findTool, readTestbedSettings, sliceBuckets } from './testbed.js';
+export type { TestbedInit, TestbedStatus, TestbedProcess, DirectorStatus, NamespaceRole, ProbeOutcome } from './testbed.js';
 export { ADDRESSES, SHARED_MAC, MAX_DIRECTORS, MAX_REAL_SERVERS, staticSlice } from './addresses.js';
 export type { TestbedAddresses, DirectorAddresses, RealServerAddresses } from './addresses.js';
 export { renderServices, renderSaruConf } from './config.js';

@@ -15,6 +15,7 @@
  */
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
+import type { ProbeOutcome } from './testbed.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,19 +36,9 @@ if (!url || !Number.isInteger(parallel) || parallel < 1 || !(durationMs > 0) || 
   process.exit(2);
 }
 
-interface Outcome {
-  t0: number;
-  t1: number;
-  sport: number;
-  ok: boolean;
-  status: number;
-  err: string;
-  bytes: number;
-}
-
-function once(): Promise<Outcome> {
+function once(): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
-    const o: Outcome = { t0: Date.now(), t1: 0, sport: 0, ok: false, status: 0, err: '', bytes: 0 };
+    const o: ProbeOutcome = { t0: Date.now(), t1: 0, sport: 0, ok: false, status: 0, err: '', bytes: 0 };
     let done = false;
     const finish = (err: string): void => {
       if (done) return;

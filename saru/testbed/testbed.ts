@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, SaruError } from '../../core/index.js';
+import { ErrorCode, SaruError, parseBucketRanges } from '../../core/index.js';
 import { ADDRESSES, MAX_DIRECTORS, MAX_REAL_SERVERS, type TestbedAddresses } from './addresses.js';
 import { randomBytes } from 'node:crypto';
 import { SARU_CONF_DEFAULTS } from '../config.js';
@@ -803,15 +803,28 @@ export function allocationProblem(live: number[], views: Map<number, ClusterInfo
     const alive = k.members.filter((m) => m.alive && m.state === 'active').map((m) => m.id).sort((a, b) => a - b);
     if (alive.join(',') !== [...live].sort((a, b) => a - b).join(',')) return `director ${i} sees active members ${alive.join(',')}`;
     for (const m of k.members) if (m.member && m.appliedEpoch !== epoch) return `director ${i}: member ${m.id} applied ${m.appliedEpoch}, not ${epoch}`;
-    for (const r of v.slice === '' ? [] : v.slice.split(',')) {
-      const [a, b] = r.split('-').map(Number) as [number, number | undefined];
-      for (let x = a; x <= (b ?? a); x++) {
-        if (owner[x] !== -1) return `bucket ${x} owned by ${owner[x]} and ${i}`;
-        owner[x] = i;
-      }
+    for (const x of sliceBuckets(v.slice, buckets)) {
+      if (owner[x] !== -1) return `bucket ${x} owned by ${owner[x]} and ${i}`;
+      owner[x] = i;
     }
   }
   for (const [i, v] of views) if (!live.includes(i) && v.ownedBuckets > 0) return `director ${i} (not live) still owns ${v.ownedBuckets} buckets`;
   const free = owner.indexOf(-1);
   return free >= 0 ? `bucket ${free} has no owner` : null;
+}
+
+/** The bucket numbers of a `--cluster` slice text ("0-341,700"; "" = none). */
+export function sliceBuckets(slice: string, buckets: number): number[] {
+  return slice === '' ? [] : parseBucketRanges(slice, buckets, { file: 'saruadm --cluster', line: 1 });
+}
+
+/** One request of saru/testbed/probe.ts (a JSON line): wall-clock ms, client port, outcome. */
+export interface ProbeOutcome {
+  t0: number;
+  t1: number;
+  sport: number;
+  ok: boolean;
+  status: number;
+  err: string;
+  bytes: number;
 }

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ClusterInfo } from '../../saru/control.js';
-import { Testbed, allocationProblem, patternByte } from '../../saru/testbed/index.js';
+import { Testbed, allocationProblem, patternByte, sliceBuckets, type ProbeOutcome } from '../../saru/testbed/index.js';
 
 const ROOT = process.getuid?.() === 0;
 const PROBE = fileURLToPath(new URL('../../saru/testbed/probe.js', import.meta.url));
@@ -23,17 +23,8 @@ const DEADTIME_MS = 300;
 /** Takeover bound the issue sets (p99), plus one SYN retransmission (1 s) for requests caught in it. */
 const WINDOW_MS = 500;
 
-interface Outcome {
-  t0: number;
-  t1: number;
-  sport: number;
-  ok: boolean;
-  status: number;
-  err: string;
-}
-
 /** Run the probe in the client namespace for `ms`; resolves with every request's outcome. */
-async function probe(tb: Testbed, ms: number, parallel = 8): Promise<Outcome[]> {
+async function probe(tb: Testbed, ms: number, parallel = 8): Promise<ProbeOutcome[]> {
   const r = await tb.exec(tb.nsName('client'), process.execPath, [PROBE, '--url', URL_VIP, '--parallel', String(parallel), '--duration', String(ms), '--timeout', '3000'], {
     timeoutMs: ms + 20_000,
   });
@@ -41,17 +32,12 @@ async function probe(tb: Testbed, ms: number, parallel = 8): Promise<Outcome[]> 
   return r.stdout
     .split('\n')
     .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Outcome);
+    .map((l) => JSON.parse(l) as ProbeOutcome);
 }
 
 function owners(views: Map<number, ClusterInfo>, buckets: number): number[][] {
   const out: number[][] = Array.from({ length: buckets }, () => []);
-  for (const [i, v] of views) {
-    for (const r of v.slice === '' ? [] : v.slice.split(',')) {
-      const [a, b] = r.split('-').map(Number) as [number, number | undefined];
-      for (let x = a; x <= (b ?? a); x++) out[x]!.push(i);
-    }
-  }
+  for (const [i, v] of views) for (const x of sliceBuckets(v.slice, buckets)) out[x]!.push(i);
   return out;
 }
 
@@ -101,11 +87,8 @@ function logLines(tb: Testbed, i: number): Array<Record<string, unknown>> {
     assert.deepEqual(late, [], `requests started more than ${WINDOW_MS} ms after the kill failed`);
     const after = outcomes.filter((o) => o.t0 > killedAt + WINDOW_MS);
     assert.ok(after.length > 200, `enough requests after the window: ${after.length}`);
-    const bucketOf = (o: Outcome): number => o.sport & (tb.buckets - 1);
-    const inSlice2 = after.filter((o) => o.sport > 0 && slice2.split(',').some((r) => {
-      const [a, b] = r.split('-').map(Number) as [number, number | undefined];
-      return bucketOf(o) >= a && bucketOf(o) <= (b ?? a);
-    }));
+    const slice2Buckets = new Set(sliceBuckets(slice2, tb.buckets));
+    const inSlice2 = after.filter((o) => o.sport > 0 && slice2Buckets.has(o.sport & (tb.buckets - 1)));
     assert.ok(inSlice2.length > 20, `the dead director's buckets carried traffic afterwards: ${inSlice2.length}`);
 
     const settled = await tb.waitForAllocation([1, 3]);
