@@ -48,6 +48,7 @@ import { parseArgs } from 'node:util';
 import { nativeAvailable } from '../native/index.js';
 import { ControlClient, type ClusterInfo } from '../saru/control.js';
 import { ADDRESSES, Testbed, findTool } from '../saru/testbed/index.js';
+import { TestbedGuard, machine, median, sleep, table } from './common.js';
 
 const PREFIX = 'sbench';
 const BLAST = fileURLToPath(new URL('./blast.js', import.meta.url));
@@ -127,17 +128,6 @@ function options(): Options {
 const progress = (line: string): void => {
   process.stderr.write(`bench:forward: ${line}\n`);
 };
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function median(xs: number[]): number {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-}
 
 function fmtInt(n: number): string {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—';
@@ -524,45 +514,14 @@ function summarise(all: Sample[]): Summary {
 
 // ---- tables --------------------------------------------------------------------------
 
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cols: string[]): string => `| ${cols.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
-}
 
 // ---- main ------------------------------------------------------------------------------
 
-let testbed: Testbed | null = null;
-let teardown: Promise<void> | null = null;
-let interrupted = false;
-
-function cleanup(): Promise<void> {
-  if (!teardown) {
-    const tb = testbed;
-    teardown = tb ? tb.down().catch((e: Error) => progress(`teardown failed: ${e.message}; run: npm run testbed -- down --prefix ${PREFIX}`)) : Promise.resolve();
-  }
-  return teardown;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    progress(`${sig}: tearing the testbed down`);
-    void (async () => {
-      await cleanup();
-      // A second pass catches namespaces an up() in progress created after the first.
-      await sleep(300);
-      await testbed?.down().catch(() => {});
-      process.exit(130);
-    })();
-  });
-}
+const guard = new TestbedGuard(PREFIX, progress);
 
 async function singleDirector(opt: Options): Promise<{ director: Record<string, Summary>; kernel: Record<string, Summary>; brNetfilter: boolean }> {
   const tb = new Testbed({ prefix: PREFIX, directors: 1, realServers: 1, fwd: 'gate', scheduler: 'rr', startDaemons: false, slices: 'static', ...(opt.verbose ? { log: progress } : {}) });
-  testbed = tb;
-  teardown = null;
+  guard.use(tb);
   progress('testbed: 1 director, 1 real server (the sink), DR');
   await tb.up();
   const brNetfilter = await quietSwitch(tb);
@@ -593,7 +552,7 @@ async function singleDirector(opt: Options): Promise<{ director: Record<string, 
     }
     await kernelForwarding(tb, false);
   }
-  await cleanup();
+  await guard.cleanup();
   const director: Record<string, Summary> = {};
   const kernel: Record<string, Summary> = {};
   for (const s of SIZES) {
@@ -620,8 +579,7 @@ interface Gain {
  */
 async function filterGain(opt: Options): Promise<Gain> {
   const tb = new Testbed({ prefix: PREFIX, directors: 3, realServers: 1, fwd: 'gate', scheduler: 'rr', startDaemons: false, ...(opt.verbose ? { log: progress } : {}) });
-  testbed = tb;
-  teardown = null;
+  guard.use(tb);
   progress('testbed: 3 directors (static thirds), 1 real server (the sink), DR');
   await tb.up();
   await quietSwitch(tb);
@@ -653,7 +611,7 @@ async function filterGain(opt: Options): Promise<Gain> {
       );
     }
   }
-  await cleanup();
+  await guard.cleanup();
   return { on: summarise(full.on), off: summarise(full.off), pacedPps: pacedPps!, pacedOn: summarise(paced.on), pacedOff: summarise(paced.off) };
 }
 
@@ -672,24 +630,18 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const started = Date.now();
-  const machine = {
-    cpu: os.cpus()[0]?.model ?? '?',
-    cores: os.cpus().length,
-    kernel: os.release(),
-    node: process.version,
-    date: new Date().toISOString().slice(0, 10),
-  };
+  const mach = { ...machine(), date: new Date().toISOString().slice(0, 10) };
   try {
     const one = opt.filterGainOnly ? null : await singleDirector(opt);
     const gain = opt.filterGain ? await filterGain(opt) : null;
-    if (interrupted) return;
+    if (guard.interrupted) return;
 
     const note = opt.pin
       ? `generator on CPU ${GEN_CPU}; saru (all threads) and the director's eth0 receive processing (RPS) on CPU ${FWD_CPU}; kernel forwarding on CPU ${FWD_CPU} (RPS)`
       : 'no pinning: generator, director and softirq work wherever the scheduler puts them';
     const out: string[] = [];
     out.push(
-      `bench:forward — ${machine.cpu} x ${machine.cores}, Linux ${machine.kernel}, Node ${machine.node}, ${machine.date}`,
+      `bench:forward — ${mach.cpu} x ${mach.cores}, Linux ${mach.kernel}, Node ${mach.node}, ${mach.date}`,
       `${opt.flows} flows, ${opt.seconds} s per measurement, median of ${opt.runs} run(s); ${note}; generator rx mode ${opt.genMode}${opt.ioMode ? `, saru io_mode ${opt.ioMode}` : ''}`,
     );
     if (one) {
@@ -826,7 +778,7 @@ async function main(): Promise<void> {
     if (opt.json) {
       const result: Record<string, unknown> = {
         bench: 'forward',
-        ...machine,
+        ...mach,
         flows: opt.flows,
         seconds: opt.seconds,
         runs: opt.runs,
@@ -878,13 +830,13 @@ async function main(): Promise<void> {
       console.log(JSON.stringify(result));
     }
   } finally {
-    await cleanup();
+    await guard.cleanup();
   }
 }
 
 main().catch(async (e: Error) => {
-  if (interrupted) return;
-  await cleanup();
+  if (guard.interrupted) return;
+  await guard.cleanup();
   // Our own errors say what failed; a stack helps only with a bug (--verbose).
   const verbose = process.argv.includes('--verbose');
   console.error(`bench:forward: ${e instanceof Error ? (verbose ? (e.stack ?? e.message) : e.message) : String(e)}`);
