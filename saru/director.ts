@@ -179,8 +179,9 @@ export class Director {
           clock: processClock,
           wallNow: () => Date.now(),
           applySlice: async (u) => {
-            await dp.request('slice', { owned: u.owned, epoch: u.epoch, change: { handOver: u.handOver, leaseUntil: u.leaseUntil } });
+            // the newest decided set: the host stack (echo ownership, also on reload) follows it
             this.owned = u.owned;
+            await dp.request('slice', { owned: u.owned, epoch: u.epoch, change: { handOver: u.handOver, leaseUntil: u.leaseUntil } });
           },
           applyHost: () => this.applyHostStack(),
           lease: (until) => {
