@@ -38,8 +38,6 @@ export interface DirectorDeps {
   run: CommandRunner;
   /** Monotonic ms, for uptime. */
   now: () => number;
-  /** Substitute transport for the cluster agent (tests). */
-  transport?: ClusterAgentDeps['transport'];
 }
 
 /** How often a draining leave checks what is left, ms. */
@@ -188,7 +186,6 @@ export class Director {
             dp.request('lease', { until }).catch((e: Error) => this.log.warn({ err: e.message }, 'lease update failed'));
           },
         };
-        if (this.deps.transport) agentDeps.transport = this.deps.transport;
         this.agent = new ClusterAgent(
           { nodeId: cfg.nodeId, buckets: cfg.buckets, interface: cfg.interface, clusterInterface: cfg.clusterInterface, coordinator: cfg.coordinator },
           agentDeps,
