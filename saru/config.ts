@@ -140,6 +140,11 @@ function intIn(v: string, lo: number, hi: number): number | null {
   return n >= lo && n <= hi ? n : null;
 }
 
+/** The line a missing key is reported at: the file's last line (1 for an empty file). */
+function lastLine(lines: readonly string[]): number {
+  return Math.max(1, lines.length - (lines[lines.length - 1] === '' ? 1 : 0));
+}
+
 function isPow2(n: number): boolean {
   return (n & (n - 1)) === 0;
 }
@@ -176,7 +181,7 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
   };
   const required = (key: keyof typeof SARU_CONF_KEYS): string => {
     const e = seen.get(key);
-    if (!e) throw configError(file, Math.max(1, lines.length - (lines[lines.length - 1] === '' ? 1 : 0)), `missing required key "${key}" (${SARU_CONF_KEYS[key]})`);
+    if (!e) throw configError(file, lastLine(lines), `missing required key "${key}" (${SARU_CONF_KEYS[key]})`);
     return e.value;
   };
   const get = (key: keyof typeof SARU_CONF_KEYS): string | undefined => seen.get(key)?.value;
@@ -280,7 +285,7 @@ function parseCoordinator(
   }
   const ak = get('authkeys');
   if (ak === undefined) {
-    throw configError(c.file, Math.max(1, c.lines.length - (c.lines[c.lines.length - 1] === '' ? 1 : 0)), 'missing "authkeys" (the cluster key file the coordinator authenticates heartbeats with); or give static_slice for a fixed slice without a coordinator');
+    throw configError(c.file, lastLine(c.lines), 'missing "authkeys" (the cluster key file the coordinator authenticates heartbeats with); or give static_slice for a fixed slice without a coordinator');
   }
   if (c.buckets > MAX_COORD_BUCKETS) {
     throw configError(c.file, seen.get('buckets')!.line, `buckets: the coordinator allocates at most ${MAX_COORD_BUCKETS} buckets, got ${c.buckets} (more need static_slice)`);

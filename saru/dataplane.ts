@@ -417,14 +417,15 @@ export class Dataplane {
     DROP_REASON_NAMES.forEach((name, i) => {
       if (e.drops[i]! > 0) drops[name] = e.drops[i]!;
     });
+    const drainingRanges = this.slice.drainingRanges();
     const unresolved: string[] = [];
     for (const svc of this.services.services) for (const rs of svc.realServers) if (!rs.macKnown) unresolved.push(rs.addr.text);
     return {
       epoch: this.slice.epoch,
       owned: this.slice.ownedBuckets(),
       ranges: this.slice.ownedRanges(),
-      draining: this.slice.drainingRanges().reduce((n, [a, b]) => n + b - a + 1, 0),
-      drainingRanges: this.slice.drainingRanges(),
+      draining: drainingRanges.reduce((n, [a, b]) => n + b - a + 1, 0),
+      drainingRanges,
       drainingConnections: this.slice.drainingBuckets() > 0 ? this.drainingConnections : 0,
       leaseExpired: this.leaseExpired && this.ownedList.length > 0,
       connections: e.table.size,
