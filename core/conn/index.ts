@@ -31,6 +31,7 @@ export {
   stateCount,
 } from './states.js';
 export { ConnSnapshot, ImportResult } from './snapshot.js';
+export { SYNC_RECORD, SYNC_RECORD_FLAG, readSyncRecord, writeSyncRecord, syncRecordView } from './record.js';
 export {
   Persistence,
   PERSIST_NO_DEST,
