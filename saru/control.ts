@@ -13,7 +13,7 @@ import protobuf from 'protobufjs';
 import { ErrorCode, SaruError, errorFromCode } from '../core/index.js';
 
 /** Largest request frame accepted by the daemon, bytes. */
-export const MAX_REQUEST_BYTES = 64 * 1024;
+export const MAX_REQUEST_BYTES = 1024 * 1024;
 /** Largest response frame accepted by clients, bytes. */
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
@@ -101,6 +101,48 @@ export interface ControlRequest {
   clusterStatus?: Record<string, never>;
   reload?: Record<string, never>;
   syncReady?: { synced?: boolean };
+  syncSubscribe?: { syncThreshold?: number; syncPeriod?: number };
+  syncInject?: { records?: Uint8Array; count?: number };
+  syncDump?: { cursor?: number; max?: number };
+  syncStatus?: Record<string, never>;
+}
+
+/** Sync records (core/conn/record.ts): pushed sync events or a dump page. */
+export interface SyncRecordsMsg {
+  records: Uint8Array;
+  count: number;
+  epoch: number;
+  /** Dump: slot to continue from, -1 when done. */
+  next: number;
+}
+
+export interface InjectResultMsg {
+  created: number;
+  updated: number;
+  removed: number;
+  notFound: number;
+  rejected: number;
+}
+
+export interface SyncPeerInfo {
+  nodeId: number;
+  address: string;
+  incarnation: number;
+  alive: boolean;
+  lastHeardMs: number;
+  counters: Counter[];
+}
+
+/** saru-syncd's status (saruadm --sync). */
+export interface SyncInfo {
+  nodeId: number;
+  incarnation: number;
+  synced: boolean;
+  directorConnected: boolean;
+  epoch: number;
+  mode: string;
+  counters: Counter[];
+  peers: SyncPeerInfo[];
 }
 
 export interface ControlResponse {
@@ -109,6 +151,9 @@ export interface ControlResponse {
   error?: string;
   text?: string;
   cluster?: ClusterInfo;
+  records?: SyncRecordsMsg;
+  inject?: InjectResultMsg;
+  sync?: SyncInfo;
 }
 
 const DECODE_OPTS = { longs: Number, defaults: true, arrays: true } as const;
@@ -180,7 +225,25 @@ export class FrameReader {
   }
 }
 
-export type ControlHandler = (req: ControlRequest) => Promise<ControlResponse>;
+/** One client connection, as the handler sees it. */
+export interface ControlSession {
+  /** Unique per server. */
+  readonly id: number;
+  readonly closed: boolean;
+  /**
+   * Send an unsolicited response (id 0). Returns false, and sends nothing,
+   * when the connection is closed or more than MAX_PUSH_BACKLOG_BYTES wait
+   * unsent (a stalled client must not grow the daemon without bound).
+   */
+  push(res: ControlResponse): boolean;
+  /** Called once when the connection closes. */
+  onClose(fn: () => void): void;
+}
+
+/** Unsent bytes beyond which ControlSession.push() drops, bytes. */
+export const MAX_PUSH_BACKLOG_BYTES = 32 * 1024 * 1024;
+
+export type ControlHandler = (req: ControlRequest, session: ControlSession) => Promise<ControlResponse>;
 
 export interface ControlServerLog {
   info(obj: object, msg: string): void;
@@ -197,6 +260,7 @@ export interface ControlServerLog {
 export class ControlServer {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
+  private sessions = 0;
 
   constructor(
     private readonly path: string,
@@ -231,7 +295,31 @@ export class ControlServer {
     this.sockets.add(s);
     const reader = new FrameReader(MAX_REQUEST_BYTES);
     let chain = Promise.resolve();
-    s.on('close', () => this.sockets.delete(s));
+    const closers: Array<() => void> = [];
+    const session: ControlSession = {
+      id: ++this.sessions,
+      get closed() {
+        return s.destroyed;
+      },
+      push(res: ControlResponse): boolean {
+        if (s.destroyed || s.writableLength > MAX_PUSH_BACKLOG_BYTES) return false;
+        s.write(encodeResponse({ ...res, id: 0 }));
+        return true;
+      },
+      onClose(fn: () => void): void {
+        closers.push(fn);
+      },
+    };
+    s.on('close', () => {
+      this.sockets.delete(s);
+      for (const fn of closers.splice(0)) {
+        try {
+          fn();
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message }, 'control session close handler failed');
+        }
+      }
+    });
     s.on('error', () => s.destroy());
     s.on('data', (chunk) => {
       let bodies: Uint8Array[];
@@ -248,7 +336,7 @@ export class ControlServer {
           try {
             const req = decodeRequest(body);
             id = req.id ?? 0;
-            res = await this.handler(req);
+            res = await this.handler(req, session);
           } catch (e) {
             res = errorResponse(e as Error);
           }
@@ -304,6 +392,10 @@ export class ControlClient {
   private readonly pending = new Map<number, { resolve: (r: ControlResponse) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly reader = new FrameReader(MAX_RESPONSE_BYTES);
   private closed = false;
+  /** Pushed responses (id 0), e.g. sync events after SyncSubscribe. What it throws closes the client. */
+  onPush: (res: ControlResponse) => void = () => {};
+  /** Called once when the connection ends (daemon gone, bad frame, or close()). */
+  onClose: (e: Error) => void = () => {};
 
   private constructor(private readonly socket: Socket, private readonly path: string) {
     socket.on('data', (chunk) => {
@@ -322,7 +414,16 @@ export class ControlClient {
           this.fail(e as Error);
           return;
         }
-        const p = this.pending.get(res.id ?? 0);
+        if (!res.id) {
+          try {
+            this.onPush(res);
+          } catch (e) {
+            this.fail(e as Error);
+            return;
+          }
+          continue;
+        }
+        const p = this.pending.get(res.id);
         if (!p) continue;
         this.pending.delete(res.id ?? 0);
         clearTimeout(p.timer);
@@ -386,6 +487,12 @@ export class ControlClient {
     }
     this.pending.clear();
     this.socket.destroy();
+    this.onClose(e);
+  }
+
+  /** Whether the connection has ended. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   close(): void {

@@ -8,7 +8,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { ErrorCode, SaruError, errorFromCode, type ReconcileResult, type ServiceInitPair } from '../core/index.js';
-import type { DataplaneInit, DataplaneStatus, NeighbourEntry, SliceChange } from './dataplane.js';
+import type { DataplaneInit, DataplaneStatus, InjectResult, NeighbourEntry, SliceChange } from './dataplane.js';
 
 export interface WorkerData {
   ifname: string;
@@ -25,6 +25,9 @@ export type WorkerRequest =
   | { id: number; op: 'slice'; owned: number[]; epoch: number; change: SliceChange }
   | { id: number; op: 'lease'; until: number }
   | { id: number; op: 'neigh'; entries: NeighbourEntry[]; gateway4?: string; gateway6?: string }
+  | { id: number; op: 'subscribe'; on: boolean; threshold?: number; period?: number }
+  | { id: number; op: 'inject'; bytes: Uint8Array; count: number }
+  | { id: number; op: 'dump'; cursor: number; max: number }
   | { id: number; op: 'stop' };
 
 type Op = WorkerRequest['op'];
@@ -50,6 +53,9 @@ export interface WorkerReply {
   reconcile?: ReconcileResult;
   realServers?: string[];
   ready?: ReadyInfo;
+  inject?: InjectResult;
+  /** Sync records: a dump page (next = slot to continue from, -1 done) or, with id -2, sync events. */
+  records?: { bytes: Uint8Array; count: number; next: number; epoch: number };
 }
 
 /** The data-plane worker, seen from the control thread. */
@@ -63,6 +69,8 @@ export class DataplaneHost {
   readonly ready: Promise<ReadyInfo>;
   /** Called once if the worker dies or fails while running (not on stop()). */
   onFailure: (e: Error) => void = () => {};
+  /** Sync events from the data plane while subscribed ('subscribe' op): sync records and their epoch. */
+  onSyncRecords: (bytes: Uint8Array, count: number, epoch: number) => void = () => {};
   private stopping = false;
 
   constructor(ifname: string, ioMode: 'ring' | 'mmsg' | null, init: DataplaneInit) {
@@ -82,6 +90,10 @@ export class DataplaneHost {
         started = true;
         if (reply.ok) readyResolve(reply.ready!);
         else readyReject(toError(reply));
+        return;
+      }
+      if (reply.id === -2) {
+        if (reply.records) this.onSyncRecords(reply.records.bytes, reply.records.count, reply.records.epoch);
         return;
       }
       if (reply.id === -1) {

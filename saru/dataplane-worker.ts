@@ -20,7 +20,15 @@ function errorReply(id: number, e: unknown): WorkerReply {
   return { id, ok: false, code: e instanceof SaruError ? e.code : 'SARU_ERR_IO', message: err.message };
 }
 
-function handle(dp: Dataplane, req: WorkerRequest): WorkerReply | null {
+/** Sync records go to the control thread as unsolicited replies (id -2), their buffer transferred, not copied. */
+function sinkTo(ctl: MessagePort) {
+  return (bytes: Uint8Array, count: number, epoch: number): void => {
+    const reply: WorkerReply = { id: -2, ok: true, records: { bytes, count, next: -1, epoch } };
+    ctl.postMessage(reply, [bytes.buffer as ArrayBuffer]);
+  };
+}
+
+function handle(dp: Dataplane, req: WorkerRequest, ctl: MessagePort): WorkerReply | null {
   switch (req.op) {
     case 'list':
       return { id: req.id, ok: true, text: dp.listServices(req) };
@@ -39,6 +47,15 @@ function handle(dp: Dataplane, req: WorkerRequest): WorkerReply | null {
     case 'neigh':
       dp.setNeighbours(req.entries, req.gateway4, req.gateway6);
       return { id: req.id, ok: true };
+    case 'subscribe':
+      dp.setSyncSink(req.on ? sinkTo(ctl) : null, req.threshold, req.period);
+      return { id: req.id, ok: true };
+    case 'inject':
+      return { id: req.id, ok: true, inject: dp.injectRecords(req.bytes, req.count) };
+    case 'dump': {
+      const d = dp.dumpRecords(req.cursor, req.max);
+      return { id: req.id, ok: true, records: { bytes: d.bytes, count: d.count, next: d.next, epoch: dp.slice.epoch } };
+    }
     case 'stop':
       return null;
   }
@@ -78,7 +95,7 @@ function main(): void {
       const req = msg.message as WorkerRequest;
       let reply: WorkerReply | null;
       try {
-        reply = handle(dp, req);
+        reply = handle(dp, req, ctl);
       } catch (e) {
         reply = errorReply(req.id, e);
       }

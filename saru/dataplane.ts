@@ -29,6 +29,14 @@ import {
   type ServiceInitPair,
   type Sense,
   type Stats,
+  ConnSnapshot,
+  ErrorCode,
+  ImportResult,
+  SaruError,
+  SYNC_RECORD,
+  readSyncRecord,
+  syncRecordView,
+  writeSyncRecord,
 } from '../core/index.js';
 import type { PacketPort } from '../native/index.js';
 import { compileSliceFilter } from './bpf.js';
@@ -98,6 +106,24 @@ export interface DataplaneStatus {
   unresolved: string[];
 }
 
+/** Sync records handed to the subscriber at once at most (72 KiB). */
+export const SYNC_BATCH_RECORDS = 1024;
+
+/** A partly filled batch of sync records waits at most this long, ms (it goes at once when the receive ring is drained). */
+export const SYNC_FLUSH_MS = 5;
+
+/** Receives batches of sync records (core/conn/record.ts) and the epoch they were raised under. Takes ownership of `bytes`. */
+export type SyncSink = (bytes: Uint8Array, count: number, epoch: number) => void;
+
+/** What an injected batch did (ConnTable.importSynced outcomes). */
+export interface InjectResult {
+  created: number;
+  updated: number;
+  removed: number;
+  notFound: number;
+  rejected: number;
+}
+
 /** Engine tick (entry expiry) period, ms. */
 export const TICK_MS = 100;
 
@@ -137,6 +163,17 @@ export class Dataplane {
   filterError = '';
   /** Sync events drained while nobody subscribes (saru-syncd arrives later). */
   syncEventsDiscarded = 0;
+  /** Sync events handed to the subscriber, and batches of them. */
+  private syncEventsSent = 0;
+  private syncBatchesSent = 0;
+  /** Entries received from peers (injected) and what became of them. */
+  private readonly injected: InjectResult = { created: 0, updated: 0, removed: 0, notFound: 0, rejected: 0 };
+  private syncSink: SyncSink | null = null;
+  private syncBytes: Uint8Array | null = null;
+  private syncView: DataView | null = null;
+  private syncCount = 0;
+  private syncFirstAt = 0;
+  private readonly snap = new ConnSnapshot();
 
   /**
    * @throws SaruError from the service model when `init.services` is invalid,
@@ -180,19 +217,116 @@ export class Dataplane {
       const engine = this.engine;
       engine.processBatch(port.rx);
       if (engine.tx.count > 0) port.transmit(engine.tx);
-      this.syncEventsDiscarded += engine.drainSync(() => {});
+      this.collectSync();
     }
     const now = this.clock.now();
     if (now >= this.nextTick) {
       this.nextTick = now + TICK_MS;
+      this.collectSync();
       this.engine.tick();
+      this.collectSync(); // templates re-armed by expiry raise events too
       this.estimator.tick(now);
     }
+    if (this.syncCount > 0 && (n < port.rx.off.length || now - this.syncFirstAt >= SYNC_FLUSH_MS)) this.flushSync();
     if (this.slice.drainingBuckets() > 0 && now >= this.nextSweep) {
       this.nextSweep = now + DRAIN_SWEEP_MS;
       this.sweepDraining();
     }
     return n;
+  }
+
+  /**
+   * Subscribe (sink) or unsubscribe (null) to sync events, as saru-syncd
+   * does over the control socket, and set the sync threshold and period
+   * (net.ipv4.vs.sync_threshold, "3 50") of the connection table. Without a
+   * subscriber events are counted and discarded.
+   * @throws SaruError SARU_ERR_INVALID_ARGUMENT for a threshold/period the
+   *   table refuses (period must be 0 or greater than the threshold).
+   */
+  setSyncSink(sink: SyncSink | null, threshold?: number, period?: number): void {
+    if (threshold !== undefined && period !== undefined) this.engine.table.setSyncPolicy(threshold, period);
+    this.collectSync();
+    if (this.syncCount > 0) this.flushSync();
+    this.syncSink = sink;
+  }
+
+  /** Move pending sync events into the record batch (or count them as discarded). */
+  private collectSync(): void {
+    const engine = this.engine;
+    if (this.syncSink === null) {
+      this.syncEventsDiscarded += engine.drainSync(() => {});
+      return;
+    }
+    engine.drainSync((idx) => {
+      if (!engine.table.snapshot(idx, this.snap)) return;
+      if (this.syncBytes === null) {
+        this.syncBytes = new Uint8Array(SYNC_BATCH_RECORDS * SYNC_RECORD.SIZE);
+        this.syncView = syncRecordView(this.syncBytes);
+        this.syncFirstAt = this.clock.now();
+      }
+      writeSyncRecord(this.syncView!, this.syncCount++, this.snap);
+      if (this.syncCount === SYNC_BATCH_RECORDS) this.flushSync();
+    });
+  }
+
+  private flushSync(): void {
+    const bytes = this.syncBytes!;
+    const count = this.syncCount;
+    this.syncBytes = null;
+    this.syncView = null;
+    this.syncCount = 0;
+    this.syncEventsSent += count;
+    this.syncBatchesSent++;
+    this.syncSink?.(count === SYNC_BATCH_RECORDS ? bytes : bytes.slice(0, count * SYNC_RECORD.SIZE), count, this.slice.epoch);
+  }
+
+  /**
+   * Put entries received from peers into the table as synced entries
+   * (ConnTable.importSynced: create, update, or remove on a zero timeout).
+   * `bytes` holds `count` sync records. Never throws on the records' content:
+   * rejections are counted.
+   * @throws SaruError SARU_ERR_INVALID_ARGUMENT when `bytes` is not count * 72 bytes.
+   */
+  injectRecords(bytes: Uint8Array, count: number): InjectResult {
+    if (!Number.isInteger(count) || count < 0 || bytes.length !== count * SYNC_RECORD.SIZE) {
+      throw new SaruError(ErrorCode.INVALID_ARGUMENT, `inject: ${bytes.length} bytes is not ${count} records of ${SYNC_RECORD.SIZE} bytes`);
+    }
+    this.collectSync(); // an import may delete an entry whose event is pending
+    const view = syncRecordView(bytes);
+    const out: InjectResult = { created: 0, updated: 0, removed: 0, notFound: 0, rejected: 0 };
+    const t = this.engine.table;
+    for (let i = 0; i < count; i++) {
+      readSyncRecord(view, i, this.snap);
+      switch (t.importSynced(this.snap)) {
+        case ImportResult.CREATED: out.created++; break;
+        case ImportResult.UPDATED: out.updated++; break;
+        case ImportResult.REMOVED: out.removed++; break;
+        case ImportResult.NOT_FOUND: out.notFound++; break;
+        default: out.rejected++;
+      }
+    }
+    for (const k of Object.keys(out) as Array<keyof InjectResult>) this.injected[k] += out[k];
+    return out;
+  }
+
+  /**
+   * One page of the table for a resync: up to `max` live entries (templates
+   * included) from table slot `cursor` on, as sync records. `next` is the
+   * slot to continue from, -1 when the table has been walked. Entries that
+   * stay in the table during the walk are all visited once; new ones reach
+   * peers through sync events.
+   */
+  dumpRecords(cursor: number, max: number): { bytes: Uint8Array; count: number; next: number } {
+    const t = this.engine.table;
+    const cap = Math.max(1, Math.min(max, 65536));
+    const bytes = new Uint8Array(cap * SYNC_RECORD.SIZE);
+    const view = syncRecordView(bytes);
+    let n = 0;
+    let i = Math.max(0, Math.floor(cursor));
+    for (; i < t.capacity && n < cap; i++) {
+      if (t.snapshot(i, this.snap)) writeSyncRecord(view, n++, this.snap);
+    }
+    return { bytes: n === cap ? bytes : bytes.slice(0, n * SYNC_RECORD.SIZE), count: n, next: i >= t.capacity ? -1 : i };
   }
 
   /**
@@ -412,6 +546,14 @@ export class Dataplane {
     const e = this.engine;
     const counters: Record<string, number> = { ...(e.counters as unknown as Record<string, number>) };
     counters.syncEventsDiscarded = this.syncEventsDiscarded;
+    counters.syncEventsSent = this.syncEventsSent;
+    counters.syncBatchesSent = this.syncBatchesSent;
+    counters.syncSubscribed = this.syncSink !== null ? 1 : 0;
+    counters.injectCreated = this.injected.created;
+    counters.injectUpdated = this.injected.updated;
+    counters.injectRemoved = this.injected.removed;
+    counters.injectNotFound = this.injected.notFound;
+    counters.injectRejected = this.injected.rejected;
     counters.leaseExpiries = this.leaseExpiries;
     const drops: Record<string, number> = {};
     DROP_REASON_NAMES.forEach((name, i) => {

@@ -26,7 +26,7 @@ import {
   type ServiceInitPair,
 } from '../core/index.js';
 import type { SaruConfig } from './config.js';
-import { ControlServer, type ClusterInfo, type ControlRequest, type ControlResponse, type Counter } from './control.js';
+import { ControlServer, type ClusterInfo, type ControlRequest, type ControlResponse, type ControlSession, type Counter } from './control.js';
 import { DataplaneHost } from './dataplane-host.js';
 import { HostStack, type CommandRunner } from './hoststack.js';
 import type { Logger } from './log.js';
@@ -124,7 +124,7 @@ export class Director {
     // with a coordinator, nothing is owned until an allocation is committed
     this.owned = cfg.staticSlice ?? [];
     try {
-      this.control = new ControlServer(cfg.controlSocket, (req) => this.handle(req), this.deps.log.child({ component: 'control' }));
+      this.control = new ControlServer(cfg.controlSocket, (req, session) => this.handle(req, session), this.deps.log.child({ component: 'control' }));
       await this.control.start();
 
       this.dataplane = new DataplaneHost(cfg.interface, cfg.ioMode, {
@@ -260,7 +260,34 @@ export class Director {
     return r;
   }
 
-  private async handle(req: ControlRequest): Promise<ControlResponse> {
+  /** The saru-syncd connection receiving sync events, if any. */
+  private syncSession: ControlSession | null = null;
+  /** Sync event batches dropped because the subscriber did not keep up. */
+  private syncPushDropped = 0;
+
+  /**
+   * saru-syncd subscribes: sync events go to this session from now on (a
+   * newer subscription replaces it), until it closes.
+   */
+  private async subscribeSync(session: ControlSession, threshold: number, period: number): Promise<void> {
+    const dp = this.dataplane!;
+    const previous = this.syncSession;
+    this.syncSession = session;
+    dp.onSyncRecords = (records, count, epoch) => {
+      if (!this.syncSession?.push({ records: { records, count, epoch, next: -1 } })) this.syncPushDropped++;
+    };
+    await dp.request('subscribe', { on: true, threshold, period });
+    if (previous && previous !== session) this.log.info({}, 'sync subscriber replaced');
+    this.log.info({ syncThreshold: threshold, syncPeriod: period }, 'saru-syncd subscribed to sync events');
+    session.onClose(() => {
+      if (this.syncSession !== session) return;
+      this.syncSession = null;
+      this.log.info({}, 'saru-syncd unsubscribed (connection closed)');
+      this.dataplane?.request('subscribe', { on: false }).catch(() => {});
+    });
+  }
+
+  private async handle(req: ControlRequest, session: ControlSession): Promise<ControlResponse> {
     const dp = this.dataplane;
     if (!dp) throw new SaruError(ErrorCode.CONTROL, 'director is starting');
     if (req.listServices) {
@@ -273,9 +300,23 @@ export class Director {
     }
     if (req.clusterStatus) return { cluster: await this.cluster() };
     if (req.syncReady) {
-      if (!this.agent) throw new SaruError(ErrorCode.CONTROL, 'no coordinator (static_slice): nothing waits for sync');
+      if (!this.agent) return { text: 'no coordinator (static_slice): nothing waits for sync\n' };
       this.agent.setSynced(req.syncReady.synced ?? false);
       return { text: `synced ${req.syncReady.synced ? 'yes' : 'no'}\n` };
+    }
+    if (req.syncSubscribe) {
+      await this.subscribeSync(session, req.syncSubscribe.syncThreshold ?? 3, req.syncSubscribe.syncPeriod ?? 50);
+      return { text: 'subscribed\n' };
+    }
+    if (req.syncInject) {
+      const records = req.syncInject.records ?? new Uint8Array(0);
+      const r = await dp.request('inject', { bytes: records, count: req.syncInject.count ?? 0 });
+      return { inject: r.inject! };
+    }
+    if (req.syncDump) {
+      const r = await dp.request('dump', { cursor: req.syncDump.cursor ?? 0, max: req.syncDump.max || 8192 });
+      const d = r.records!;
+      return { records: { records: d.bytes, count: d.count, epoch: d.epoch, next: d.next } };
     }
     if (req.reload) {
       const r = await this.reload();
@@ -301,7 +342,7 @@ export class Director {
       uptimeMs: this.deps.now() - this.startedAt,
       connections: st.connections,
       tableCapacity: st.tableCapacity,
-      counters: counters(st.counters),
+      counters: counters({ ...st.counters, syncPushDropped: this.syncPushDropped }),
       drops: counters(st.drops),
       port: counters(st.port),
       ioMode: this.ioMode,

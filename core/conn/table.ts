@@ -302,8 +302,9 @@ export class ConnTable {
   /** Number of entry slots (a power of two). */
   readonly capacity: number;
   readonly timeouts: Timeouts;
-  readonly syncThreshold: number;
-  readonly syncPeriod: number;
+  /** Sync threshold and period (net.ipv4.vs.sync_threshold); see setSyncPolicy. */
+  syncThreshold: number;
+  syncPeriod: number;
   readonly counters: ConnCounters = {
     created: 0,
     expired: 0,
@@ -371,14 +372,9 @@ export class ConnTable {
     this.clock = deps.clock;
     this.services = deps.services;
     this.timeouts = new Timeouts(init.timeouts);
-    this.syncThreshold = init.syncThreshold ?? 3;
-    this.syncPeriod = init.syncPeriod ?? 50;
-    if (!Number.isInteger(this.syncThreshold) || this.syncThreshold < 0) {
-      throw new SaruError(ErrorCode.INVALID_ARGUMENT, `sync threshold must be an integer >= 0, got ${this.syncThreshold}`);
-    }
-    if (!Number.isInteger(this.syncPeriod) || this.syncPeriod < 0 || (this.syncPeriod > 0 && this.syncThreshold >= this.syncPeriod)) {
-      throw new SaruError(ErrorCode.INVALID_ARGUMENT, `sync period must be 0 or greater than the threshold, got ${this.syncPeriod}`);
-    }
+    this.syncThreshold = 3;
+    this.syncPeriod = 50;
+    this.setSyncPolicy(init.syncThreshold ?? 3, init.syncPeriod ?? 50);
     this.seed = (init.hashSeed ?? 0x2545f491) | 0;
 
     const keys = new ArrayBuffer(cap * K.bytes);
@@ -773,6 +769,24 @@ export class ConnTable {
 
   private packetRule(pkts: number): boolean {
     return this.syncPeriod > 0 ? pkts % this.syncPeriod === this.syncThreshold : pkts === this.syncThreshold;
+  }
+
+  /**
+   * Set when entries raise sync events: at `threshold` packets, then every
+   * `period` packets (period 0: once), as the IPVS sysctl
+   * net.ipv4.vs.sync_threshold ("3 50"). Applies to the next packets.
+   * @throws SaruError SARU_ERR_INVALID_ARGUMENT unless threshold is an
+   *   integer >= 0 and period is 0 or an integer greater than threshold.
+   */
+  setSyncPolicy(threshold: number, period: number): void {
+    if (!Number.isInteger(threshold) || threshold < 0) {
+      throw new SaruError(ErrorCode.INVALID_ARGUMENT, `sync threshold must be an integer >= 0, got ${threshold}`);
+    }
+    if (!Number.isInteger(period) || period < 0 || (period > 0 && threshold >= period)) {
+      throw new SaruError(ErrorCode.INVALID_ARGUMENT, `sync period must be 0 or greater than the threshold, got ${period}`);
+    }
+    this.syncThreshold = threshold;
+    this.syncPeriod = period;
   }
 
   private pushSync(idx: number): void {

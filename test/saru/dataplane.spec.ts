@@ -3,7 +3,7 @@
  * manual clock; what the daemon's worker thread runs, minus the thread.
  */
 import assert from 'node:assert/strict';
-import { Fwd, ManualClock, Proto, Sense, type ServiceInitPair } from '../../core/index.js';
+import { ConnSnapshot, Fwd, ManualClock, Proto, SYNC_RECORD, Sense, readSyncRecord, syncRecordView, writeSyncRecord, type ServiceInitPair } from '../../core/index.js';
 import { MemoryPort } from '../../native/index.js';
 import { DRAIN_IDLE_MS, DRAIN_SWEEP_MS, Dataplane, TICK_MS, type DataplaneInit } from '../../saru/dataplane.js';
 import { PacketBuilder, formatMac, parseMac } from '../helpers/packet-builder.js';
@@ -213,5 +213,94 @@ describe('data plane (in-process, MemoryPort)', () => {
     const back = port.sent[1]!;
     assert.equal(formatMac(back.subarray(0, 6)), CLIENT_MAC);
     assert.deepEqual([...back.subarray(26, 30)], [198, 18, 0, 100], 'source rewritten to the VIP');
+  });
+});
+
+describe('data plane sync (subscribe, inject, dump)', () => {
+  const rec = (bytes: Uint8Array, i: number) => {
+    const s = new ConnSnapshot();
+    readSyncRecord(syncRecordView(bytes), i, s);
+    return s;
+  };
+
+  it('without a subscriber events are discarded; with one, records arrive at the threshold and period', () => {
+    const { port, dp } = rig();
+    port.inject(syn(30000));
+    for (let k = 0; k < 3; k++) port.inject(syn(30000, 'A'));
+    while (dp.runOnce(0) > 0);
+    assert.equal(dp.status().counters.syncEventsDiscarded, 1);
+    const got: Array<{ bytes: Uint8Array; count: number; epoch: number }> = [];
+    dp.setSyncSink((bytes, count, epoch) => got.push({ bytes, count, epoch }), 2, 10);
+    for (let k = 0; k < 11; k++) port.inject(syn(30001, k === 0 ? 'S' : 'A'));
+    dp.runOnce(0); // ring drained: the partial batch goes at once
+    // packets 2 and 12 with "2 10"; this batch carries the one at packet 2 (11 packets)
+    assert.equal(got.length, 1);
+    assert.equal(got[0]!.count, 1);
+    assert.equal(got[0]!.epoch, 1);
+    assert.equal(got[0]!.bytes.length, SYNC_RECORD.SIZE);
+    const s = rec(got[0]!.bytes, 0);
+    assert.equal(s.cport, 30001);
+    assert.equal(s.vport, 80);
+    assert.equal(s.protocol, Proto.TCP);
+    assert.equal(dp.status().counters.syncEventsSent, 1);
+    dp.setSyncSink(null);
+    port.inject(syn(30001, 'A'));
+    while (dp.runOnce(0) > 0);
+    assert.equal(got.length, 1, 'unsubscribed: nothing more');
+  });
+
+  it('inject creates synced entries that forward after a takeover; a zero timeout removes them; garbage is counted', () => {
+    const src = rig();
+    for (let i = 0; i < 20; i++) src.port.inject(syn(40000 + i));
+    while (src.dp.runOnce(0) > 0);
+    const page = src.dp.dumpRecords(0, 1000);
+    assert.equal(page.count, 20);
+    assert.equal(page.next, -1);
+
+    const dst = rig({ owned: [] });
+    const r = dst.dp.injectRecords(page.bytes, page.count);
+    assert.deepEqual(r, { created: 20, updated: 0, removed: 0, notFound: 0, rejected: 0 });
+    assert.equal(dst.dp.status().connections, 20);
+    // takeover: the synced entry's mid-flow packet goes to the same real server (midFlow drop would drop it without the entry)
+    dst.dp.setSlice([...Array(1024).keys()], 2);
+    const want = rec(page.bytes, 7);
+    dst.port.inject(syn(want.cport, 'A'));
+    while (dst.dp.runOnce(0) > 0);
+    assert.equal(dst.port.sent.length, 1);
+    const rsIndex = want.daddr[3]! & 0xff; // 101 or 102
+    assert.equal(formatMac(dst.port.sent[0]!.subarray(0, 6)), RS_MACS[rsIndex - 101]);
+
+    // remove one (timeout 0) and inject one naming an unknown real server
+    const two = new Uint8Array(2 * SYNC_RECORD.SIZE);
+    const v = syncRecordView(two);
+    const a = rec(page.bytes, 0);
+    a.timeoutMs = 0;
+    writeSyncRecord(v, 0, a);
+    const b = rec(page.bytes, 1);
+    b.daddr[3] = (b.daddr[3]! & 0xffffff00) | 250;
+    writeSyncRecord(v, 1, b);
+    assert.deepEqual(dst.dp.injectRecords(two, 2), { created: 0, updated: 0, removed: 1, notFound: 0, rejected: 1 });
+    assert.throws(() => dst.dp.injectRecords(new Uint8Array(10), 1), /not 1 records/);
+    const c = dst.dp.status().counters;
+    assert.equal(c.injectCreated, 20);
+    assert.equal(c.injectRemoved, 1);
+    assert.equal(c.injectRejected, 1);
+  });
+
+  it('dump pages through the table with a cursor and visits every entry once', () => {
+    const { port, dp } = rig();
+    for (let i = 0; i < 300; i++) port.inject(syn(41000 + i));
+    while (dp.runOnce(0) > 0);
+    const seen = new Set<number>();
+    let cursor = 0;
+    let pages = 0;
+    while (cursor >= 0) {
+      const p = dp.dumpRecords(cursor, 64);
+      for (let i = 0; i < p.count; i++) seen.add(rec(p.bytes, i).cport);
+      cursor = p.next;
+      pages++;
+    }
+    assert.equal(seen.size, 300);
+    assert.ok(pages >= 5);
   });
 });
