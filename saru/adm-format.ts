@@ -2,7 +2,7 @@
  * saruadm's own text formats (the ipvsadm ones are in core/ipvsadm.ts).
  * Pure formatting of what the control socket returns.
  */
-import type { ClusterInfo, CoordinatorInfo } from './control.js';
+import type { ClusterInfo, CoordinatorInfo, SyncInfo } from './control.js';
 
 function age(ms: number): string {
   return ms < 0 ? '-' : ms < 10_000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(0)}s`;
@@ -48,5 +48,36 @@ export function formatCluster(c: ClusterInfo): string {
   row('Port', c.port);
   row('Dropped', c.drops);
   if (c.coordinator) row('Coordinator counters', c.coordinator.counters.filter((x) => x.value !== 0));
+  return lines.join('\n') + '\n';
+}
+
+/** Preferred per-peer columns of `--sync` (shown when saru-syncd reports them), with short headings. */
+const SYNC_PEER_COLUMNS: Array<[string, string]> = [
+  ['datagramsReceived', 'DgramsIn'],
+  ['entriesReceived', 'EntriesIn'],
+  ['duplicates', 'Dups'],
+  ['gaps', 'Gaps'],
+  ['nacksSent', 'NacksOut'],
+  ['nacksReceived', 'NacksIn'],
+  ['retransmitted', 'Retrans'],
+  ['resyncsServed', 'Resyncs'],
+  ['unacked', 'Unacked'],
+];
+
+/** Human-readable `saruadm --sync` output: saru-syncd's totals and one line per peer. */
+export function formatSync(s: SyncInfo): string {
+  const lines = [
+    `Sync: node ${s.nodeId}  incarnation ${s.incarnation}  ${s.synced ? 'synced' : 'NOT SYNCED (resync running or pending)'}  saru ${s.directorConnected ? 'connected' : 'NOT CONNECTED'}  epoch ${formatEpoch(s.epoch)}  ${s.mode}`,
+  ];
+  const width = Math.max(0, ...s.counters.map((c) => c.name.length));
+  for (const c of s.counters) lines.push(`  ${c.name.padEnd(width)}  ${c.value}`);
+  const cols = SYNC_PEER_COLUMNS.filter(([name]) => s.peers.some((p) => p.counters.some((c) => c.name === name)));
+  lines.push(`  Peer  Address          Alive  Heard    ${cols.map(([, h]) => h.padStart(9)).join(' ')}`);
+  for (const p of s.peers) {
+    const v = (name: string): string => String(p.counters.find((c) => c.name === name)?.value ?? '-');
+    lines.push(
+      `  ${String(p.nodeId).padStart(4)}  ${p.address.padEnd(15)}  ${(p.alive ? 'yes' : 'NO').padEnd(5)}  ${age(p.lastHeardMs).padStart(6)}   ${cols.map(([name]) => v(name).padStart(9)).join(' ')}`,
+    );
+  }
   return lines.join('\n') + '\n';
 }

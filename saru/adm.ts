@@ -6,14 +6,17 @@
  *   saruadm [--socket PATH] -L -n -c
  *   saruadm [--socket PATH] --cluster [--json]
  *   saruadm [--socket PATH] --reload
+ *   saruadm [--sync_socket PATH] --sync [--json]    (asks saru-syncd)
  * Listings are in ipvsadm's format. Exit status 0 on success, 1 on any error
  * (message on stderr).
  */
 import { Command } from 'commander';
-import { formatCluster } from './adm-format.js';
+import { formatCluster, formatSync } from './adm-format.js';
 import { ControlClient } from './control.js';
 
 export const DEFAULT_SOCKET = '/run/saru/saru.sock';
+/** saru-syncd's status socket (saru-syncd.conf status_socket). */
+export const DEFAULT_SYNC_SOCKET = '/run/saru/syncd.sock';
 
 async function main(): Promise<void> {
   const program = new Command('saruadm')
@@ -28,7 +31,9 @@ async function main(): Promise<void> {
     .option('--exact', 'with --stats/--rate: exact numbers')
     .option('--limit <n>', 'with -c: at most n entries', '0')
     .option('--cluster', "this node's slice, epoch, counters, and the cluster's members, master and buckets")
-    .option('--json', 'with --cluster: JSON')
+    .option('--sync', "saru-syncd's counters: datagrams and entries per peer, gaps, NACKs, retransmissions, resyncs, auth failures")
+    .option('--sync_socket <path>', 'status socket of saru-syncd', DEFAULT_SYNC_SOCKET)
+    .option('--json', 'with --cluster or --sync: JSON')
     .option('--reload', 're-read the services file (as SIGHUP)')
     .showHelpAfterError();
   program.parse();
@@ -44,13 +49,25 @@ async function main(): Promise<void> {
     cluster?: boolean;
     json?: boolean;
     reload?: boolean;
+    sync?: boolean;
+    sync_socket: string;
   }>();
   const list = o.list === true || o.l === true;
-  if (!list && !o.cluster && !o.reload) {
+  if (!list && !o.cluster && !o.reload && !o.sync) {
     program.help({ error: true });
   }
   const limit = Number(o.limit);
   if (!Number.isInteger(limit) || limit < 0) throw new Error(`--limit must be a non-negative integer, got "${o.limit}"`);
+  if (o.sync) {
+    const sc = await ControlClient.connect(o.sync_socket);
+    try {
+      const s = (await sc.request({ syncStatus: {} })).sync!;
+      process.stdout.write(o.json ? JSON.stringify(s) + '\n' : formatSync(s));
+    } finally {
+      sc.close();
+    }
+    if (!list && !o.cluster && !o.reload) return;
+  }
   const client = await ControlClient.connect(o.socket);
   try {
     if (o.reload) process.stdout.write((await client.request({ reload: {} })).text ?? '');

@@ -58,7 +58,28 @@ export interface SaruConfSpec {
   servicesPath: string;
   socketPath: string;
   /** The coordinator's files and timing; null: a static slice (director i gets range i of N). */
-  coordinator: { authkeys: string; stateFile: string; keepaliveMs: number; deadtimeMs: number } | null;
+  coordinator: { authkeys: string; stateFile: string; keepaliveMs: number; deadtimeMs: number; waitForSync?: boolean } | null;
+}
+
+export interface SyncdConfSpec {
+  index: number;
+  authkeys: string;
+  controlSocket: string;
+  statusSocket: string;
+}
+
+/** saru-syncd.conf for director `index`: multicast on the cluster bridge (eth1), the director's control socket. */
+export function renderSyncdConf(c: SyncdConfSpec): string {
+  return [
+    `# Saru testbed: saru-syncd of director ${c.index}, generated; edits are lost on the next up`,
+    `node_id = ${c.index}`,
+    'interface = eth1',
+    `authkeys = ${c.authkeys}`,
+    `control_socket = ${c.controlSocket}`,
+    `status_socket = ${c.statusSocket}`,
+    'sync_threshold = 3 50',
+    '',
+  ].join('\n');
 }
 
 /** saru.conf for director `index` of `directors`: with the coordinator's keys, or with its static share of the buckets. */
@@ -70,6 +91,7 @@ export function renderSaruConf(c: SaruConfSpec): string {
         `state_file = ${c.coordinator.stateFile}`,
         `keepalive = ${c.coordinator.keepaliveMs}`,
         `deadtime = ${c.coordinator.deadtimeMs}`,
+        ...(c.coordinator.waitForSync ? ['wait_for_sync = yes', 'join_delay = 10'] : []),
       ]
     : [`static_slice = ${first === last ? `${first}` : `${first}-${last}`}`];
   return [

@@ -23,8 +23,8 @@ import { ErrorCode, SaruError, parseBucketRanges } from '../../core/index.js';
 import { ADDRESSES, MAX_DIRECTORS, MAX_REAL_SERVERS, type TestbedAddresses } from './addresses.js';
 import { randomBytes } from 'node:crypto';
 import { SARU_CONF_DEFAULTS } from '../config.js';
-import type { ClusterInfo } from '../control.js';
-import { renderSaruConf, renderServices, type TestbedFwd } from './config.js';
+import type { ClusterInfo, SyncInfo } from '../control.js';
+import { renderSaruConf, renderServices, renderSyncdConf, type TestbedFwd } from './config.js';
 import {
   inNetns,
   isAlive,
@@ -76,6 +76,8 @@ export interface TestbedInit {
   deadtimeMs?: number;
   /** Daemon logs as JSON lines (for programs reading them) instead of readable text (default false). */
   jsonLogs?: boolean;
+  /** Run saru-syncd beside every saru (coordinator slices only), with wait_for_sync (default false). */
+  sync?: boolean;
   /** Progress lines (default: silent). */
   log?: (line: string) => void;
 }
@@ -118,6 +120,9 @@ export const REQUIRED_TOOLS = ['ip', 'ethtool', 'curl', 'wrk', 'nft'] as const;
 
 /** How long a started program may take to become ready (real servers: ready file; directors: control socket). */
 const READY_TIMEOUT_MS = 10_000;
+
+/** nftables table (bridge family, switch namespace) of clusterLoss(). */
+const LOSS_TABLE = 'saru_loss';
 /** How long a SIGTERMed process may take to exit before SIGKILL. */
 const STOP_GRACE_MS = 5_000;
 const MARKER = 'testbed.json';
@@ -170,6 +175,7 @@ export class Testbed {
   readonly keepaliveMs: number;
   readonly deadtimeMs: number;
   readonly jsonLogs: boolean;
+  readonly sync: boolean;
   readonly addresses: TestbedAddresses = ADDRESSES;
   private readonly log: (line: string) => void;
   private readonly programDir: string;
@@ -201,6 +207,8 @@ export class Testbed {
     this.keepaliveMs = init.keepaliveMs ?? SARU_CONF_DEFAULTS.keepalive;
     this.deadtimeMs = init.deadtimeMs ?? SARU_CONF_DEFAULTS.deadtime;
     this.jsonLogs = init.jsonLogs === true;
+    this.sync = init.sync === true;
+    if (this.sync && this.slices !== 'coordinator') throw invalid('sync needs the coordinator (slices: "coordinator")');
     if (!Number.isInteger(this.buckets) || this.buckets < this.directors || this.buckets > 65536) {
       throw invalid(`buckets must be ${this.directors}..65536, got ${init.buckets}`);
     }
@@ -271,8 +279,19 @@ export class Testbed {
       coordinator:
         this.slices === 'static'
           ? null
-          : { authkeys: this.authkeysPath, stateFile: join(dir, 'coordinator.state'), keepaliveMs: this.keepaliveMs, deadtimeMs: this.deadtimeMs },
+          : { authkeys: this.authkeysPath, stateFile: join(dir, 'coordinator.state'), keepaliveMs: this.keepaliveMs, deadtimeMs: this.deadtimeMs, waitForSync: this.sync },
     });
+  }
+
+  /** saru-syncd.conf text of director `i`. */
+  syncdConfText(i: number): string {
+    const dir = this.directorDir(i);
+    return renderSyncdConf({ index: i, authkeys: this.authkeysPath, controlSocket: join(dir, 'saru.sock'), statusSocket: this.syncSocketPath(i) });
+  }
+
+  /** saru-syncd's status socket of director `i`. */
+  syncSocketPath(i: number): string {
+    return join(this.directorDir(i), 'syncd.sock');
   }
 
   /** The cluster key every director of this testbed shares (mode 0600). */
@@ -386,10 +405,12 @@ export class Testbed {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'services.cf'), services);
       writeFileSync(join(dir, 'saru.conf'), this.saruConfText(i));
+      if (this.sync) writeFileSync(join(dir, 'saru-syncd.conf'), this.syncdConfText(i));
     }
     if (this.startDaemons) {
       await settleAll(Array.from({ length: this.directors }, (_, k) => this.startDirector(k + 1)));
-      this.log(`${this.prefix}: ${this.directors} saru daemon(s) running`);
+      if (this.sync) await settleAll(Array.from({ length: this.directors }, (_, k) => this.startSyncd(k + 1)));
+      this.log(`${this.prefix}: ${this.directors} saru daemon(s)${this.sync ? ' and saru-syncd(s)' : ''} running`);
     }
     this.log(`${this.prefix}: up in ${Date.now() - t0} ms`);
   }
@@ -516,8 +537,59 @@ export class Testbed {
 
   /** Pid of director `i`'s daemon from its pid file, if that process is alive and in the director's namespace. */
   private directorPid(i: number): number | undefined {
-    const pid = readPidFile(join(this.directorDir(i), 'saru.pid'));
+    return this.programPid(i, 'saru');
+  }
+
+  /** Pid of director `i`'s `program` ("saru", "syncd") from its pid file, if alive in the director's namespace. */
+  private programPid(i: number, program: 'saru' | 'syncd'): number | undefined {
+    const pid = readPidFile(join(this.directorDir(i), `${program}.pid`));
     return pid !== undefined && isAlive(pid) && inNetns(pid, this.nsName('director', i)) ? pid : undefined;
+  }
+
+  /**
+   * Start director `i`'s saru-syncd (testbed with `sync`) and wait (10 s)
+   * until its status socket appears.
+   */
+  async startSyncd(i: number): Promise<void> {
+    const ns = this.nsName('director', i);
+    const dir = this.directorDir(i);
+    const conf = join(dir, 'saru-syncd.conf');
+    if (!this.sync || !existsSync(conf)) throw new SaruError(ErrorCode.IO, `${ns}: the testbed runs without saru-syncd (sync: true at up())`);
+    const running = this.programPid(i, 'syncd');
+    if (running !== undefined) throw new SaruError(ErrorCode.IO, `${ns}: saru-syncd is already running (pid ${running})`);
+    const script = join(this.repoRoot, 'dist', 'sync', 'cli.js');
+    const sock = this.syncSocketPath(i);
+    const stale = socketId(sock);
+    const logPath = join(dir, 'syncd.log');
+    writeFileSync(logPath, `--- testbed: starting saru-syncd ${i} at ${new Date().toISOString()}\n`, { flag: 'a' });
+    const pid = spawnDetached('ip', ['netns', 'exec', ns, process.execPath, script, '--config', conf, '--log_facility', this.jsonLogs ? 'daemon' : '-'], logPath);
+    writeFileSync(join(dir, 'syncd.pid'), `${pid}\n`);
+    const fresh = (): boolean => {
+      const id = socketId(sock);
+      return id !== undefined && id !== stale;
+    };
+    const ok = await waitFor(() => fresh() || !isAlive(pid), READY_TIMEOUT_MS);
+    if (!ok || !fresh()) {
+      throw new SaruError(ErrorCode.IO, `${ns}: saru-syncd (pid ${pid}) did not create ${sock}; log ${logPath} ends:\n${tail(logPath)}`);
+    }
+  }
+
+  /** SIGKILL director `i`'s saru-syncd; does not wait. No-op when not running. */
+  killSyncd(i: number): void {
+    const pid = this.programPid(i, 'syncd');
+    if (pid !== undefined) signal(pid, 'SIGKILL');
+  }
+
+  /** SIGTERM director `i`'s saru-syncd and wait for it (5 s). No-op when not running. */
+  async stopSyncd(i: number): Promise<void> {
+    const pid = this.programPid(i, 'syncd');
+    if (pid === undefined) return;
+    if ((await terminate(pid, STOP_GRACE_MS)) === 'killed') throw new SaruError(ErrorCode.IO, `saru-syncd of director ${i} ignored SIGTERM and was killed`);
+  }
+
+  /** Director `i`'s `saruadm --sync --json` (saru-syncd's counters). @throws SaruError SARU_ERR_IO as adm(). */
+  async syncStatus(i: number): Promise<SyncInfo> {
+    return JSON.parse(await this.adm(i, ['--sync', '--json', '--sync_socket', this.syncSocketPath(i)])) as SyncInfo;
   }
 
   /**
@@ -601,6 +673,29 @@ export class Testbed {
     this.checked(this.nsName('switch'), 'nft -f (partition)', r);
   }
 
+  /**
+   * Drop `percent` % of the frames crossing the cluster bridge, each copy
+   * independently (nftables numgen random, netfilter's statistic match); 0
+   * removes the loss.
+   */
+  async clusterLoss(percent: number): Promise<void> {
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw invalid(`loss must be 0..100 %, got ${percent}`);
+    const sw = this.nsName('switch');
+    await this.exec(sw, 'nft', ['delete', 'table', 'bridge', LOSS_TABLE]);
+    if (percent === 0) return;
+    const ports = Array.from({ length: this.directors }, (_, k) => `"d${k + 1}-c"`).join(', ');
+    const ruleset = [
+      `table bridge ${LOSS_TABLE} {`,
+      '  chain forward {',
+      '    type filter hook forward priority 0; policy accept;',
+      `    iifname { ${ports} } numgen random mod 100 < ${percent} counter drop`,
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+    this.checked(sw, 'nft -f (loss)', await this.exec(sw, 'nft', ['-f', '-'], { input: ruleset }));
+  }
+
   /** Remove the cuts isolate() made. */
   async heal(): Promise<void> {
     await this.exec(this.nsName('switch'), 'nft', ['delete', 'table', 'bridge', PARTITION_TABLE]);
@@ -653,10 +748,11 @@ export class Testbed {
     }
   }
 
-  /** SIGKILL director `i`'s daemon (a crash); does not wait. No-op when not running. */
+  /** SIGKILL director `i`'s daemon (a crash), and its saru-syncd with `sync`; does not wait. No-op when not running. */
   killDirector(i: number): void {
     const pid = this.directorPid(i);
     if (pid !== undefined) signal(pid, 'SIGKILL');
+    if (this.sync) this.killSyncd(i);
   }
 
   // ---- status and down -------------------------------------------------------------

@@ -1,0 +1,298 @@
+/**
+ * saru-syncd's link to the local `saru` daemon: a control-socket client
+ * (saru/control.proto) that subscribes to sync events, injects entries
+ * received from peers, pages through the table for a resync and reports
+ * SyncReady. It reconnects when `saru` restarts and says so (onConnect), so
+ * the daemon can run a resync into the new, empty table. Owns the ordering:
+ * injects and SyncReady go out in the order they were given, over one
+ * connection whose requests saru answers in order, so SyncReady(true) is
+ * handled only after every entry of the resync has been imported. It knows
+ * nothing of the wire format or of peers.
+ */
+import { ErrorCode, SaruError, SYNC_RECORD } from '../core/index.js';
+import { ControlClient, type ControlResponse } from '../saru/index.js';
+import type { RecordBatch, SyncLocal } from './types.js';
+
+export interface DirectorLinkInit {
+  /** saru's control socket path. */
+  socket: string;
+  /** Sync threshold and period to subscribe with ("3 50"). */
+  syncThreshold: number;
+  syncPeriod: number;
+  /** Pause between connection attempts, ms (default 500). */
+  retryMs?: number;
+  /** Records per SyncInject request at most (default 8192: 576 KiB, under the 1 MiB request limit). */
+  maxInjectRecords?: number;
+  /** Requests in flight at most (default 4). */
+  maxInFlight?: number;
+  /** Records waiting to be injected at most; more are dropped and counted (default 2,000,000: 144 MB). */
+  maxQueuedRecords?: number;
+}
+
+export interface DirectorLinkDeps {
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void; debug(o: object, m: string): void };
+  /** Sync events raised by the local data plane, with its allocation epoch. */
+  onRecords(batch: RecordBatch, epoch: number): void;
+  /** Connected and subscribed; `first` is false after a reconnection (saru restarted: its table is new). */
+  onConnect(first: boolean): void;
+  /** The connection ended. */
+  onDisconnect(): void;
+  /** Connect function (tests); default ControlClient.connect. */
+  connect?: (path: string) => Promise<ControlClient>;
+}
+
+export interface DirectorLinkCounters {
+  connects: number;
+  disconnects: number;
+  eventRecords: number;
+  eventBatches: number;
+  injectRequests: number;
+  injectedRecords: number;
+  created: number;
+  updated: number;
+  removed: number;
+  notFound: number;
+  rejected: number;
+  /** Records dropped because saru was not connected or the queue was full. */
+  injectDropped: number;
+  injectErrors: number;
+  dumpRequests: number;
+  readySent: number;
+  queuedRecords: number;
+}
+
+type Op = { kind: 'inject'; batch: RecordBatch } | { kind: 'ready'; synced: boolean };
+
+/** The SyncLocal of the real daemon. */
+export class DirectorLink implements SyncLocal {
+  private client: ControlClient | null = null;
+  private stopped = false;
+  private everConnected = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly queue: Op[] = [];
+  private inFlight = 0;
+  private readonly retryMs: number;
+  private readonly maxInjectRecords: number;
+  private readonly maxInFlight: number;
+  private readonly maxQueuedRecords: number;
+  private syncThreshold: number;
+  private syncPeriod: number;
+  readonly counters: DirectorLinkCounters = {
+    connects: 0, disconnects: 0, eventRecords: 0, eventBatches: 0, injectRequests: 0, injectedRecords: 0,
+    created: 0, updated: 0, removed: 0, notFound: 0, rejected: 0, injectDropped: 0, injectErrors: 0,
+    dumpRequests: 0, readySent: 0, queuedRecords: 0,
+  };
+
+  constructor(
+    private readonly init: DirectorLinkInit,
+    private readonly deps: DirectorLinkDeps,
+  ) {
+    this.retryMs = init.retryMs ?? 500;
+    this.maxInjectRecords = init.maxInjectRecords ?? 8192;
+    this.maxInFlight = init.maxInFlight ?? 4;
+    this.maxQueuedRecords = init.maxQueuedRecords ?? 2_000_000;
+    this.syncThreshold = init.syncThreshold;
+    this.syncPeriod = init.syncPeriod;
+  }
+
+  /** Whether saru is connected and subscribed. */
+  get connected(): boolean {
+    return this.client !== null;
+  }
+
+  /** Start connecting (retrying every retryMs until stop()). */
+  start(): void {
+    this.stopped = false;
+    void this.attempt();
+  }
+
+  /** Close the connection and stop retrying. */
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.client?.close();
+    this.client = null;
+  }
+
+  /**
+   * Change the threshold and period (SIGHUP) and resubscribe with them.
+   * @throws SaruError SARU_ERR_CONTROL when saru refuses them (the values stay as they were there).
+   */
+  async setSyncPolicy(threshold: number, period: number): Promise<void> {
+    this.syncThreshold = threshold;
+    this.syncPeriod = period;
+    if (this.client) await this.client.request({ syncSubscribe: { syncThreshold: threshold, syncPeriod: period } });
+  }
+
+  private async attempt(): Promise<void> {
+    if (this.stopped) return;
+    let client: ControlClient;
+    try {
+      client = await (this.deps.connect ?? ControlClient.connect)(this.init.socket);
+    } catch (e) {
+      this.deps.log.debug({ err: (e as Error).message }, 'saru not reachable; retrying');
+      this.retry();
+      return;
+    }
+    if (this.stopped) {
+      client.close();
+      return;
+    }
+    client.onPush = (res) => this.pushed(res);
+    client.onClose = (e) => this.closed(client, e);
+    try {
+      await client.request({ syncSubscribe: { syncThreshold: this.syncThreshold, syncPeriod: this.syncPeriod } });
+    } catch (e) {
+      this.deps.log.warn({ err: (e as Error).message, socket: this.init.socket }, 'saru refused the sync subscription; retrying');
+      client.onClose = () => {};
+      client.close();
+      this.retry();
+      return;
+    }
+    this.client = client;
+    this.counters.connects++;
+    const first = !this.everConnected;
+    this.everConnected = true;
+    this.deps.log.info({ socket: this.init.socket, first }, 'connected to saru; subscribed to sync events');
+    this.deps.onConnect(first);
+    this.pump();
+  }
+
+  private retry(): void {
+    if (this.stopped || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.attempt();
+    }, this.retryMs);
+  }
+
+  private closed(client: ControlClient, e: Error): void {
+    if (this.client !== client) return;
+    this.client = null;
+    this.counters.disconnects++;
+    this.inFlight = 0;
+    // What was queued went to a table that is gone: the resync after reconnecting replaces it.
+    this.dropQueue();
+    if (!this.stopped) this.deps.log.warn({ err: e.message }, 'lost the connection to saru; reconnecting');
+    this.deps.onDisconnect();
+    this.retry();
+  }
+
+  private pushed(res: ControlResponse): void {
+    const r = res.records;
+    if (!r) return;
+    const count = r.count;
+    if (!(r.records instanceof Uint8Array) || r.records.length !== count * SYNC_RECORD.SIZE) {
+      throw new SaruError(ErrorCode.CONTROL, `saru pushed ${r.records?.length ?? 0} bytes for ${count} sync records`);
+    }
+    this.counters.eventRecords += count;
+    this.counters.eventBatches++;
+    this.deps.onRecords({ bytes: r.records, count }, r.epoch);
+  }
+
+  /** Entries from peers: queued and sent in order (dropped and counted while saru is away). */
+  inject(batch: RecordBatch): void {
+    if (batch.count === 0) return;
+    if (this.client === null || this.counters.queuedRecords + batch.count > this.maxQueuedRecords) {
+      this.counters.injectDropped += batch.count;
+      return;
+    }
+    this.queue.push({ kind: 'inject', batch });
+    this.counters.queuedRecords += batch.count;
+    this.pump();
+  }
+
+  /** SyncReady, after every inject given before it. Remembered only while connected (a new saru gets a new resync). */
+  ready(synced: boolean): void {
+    if (this.client === null) return;
+    this.queue.push({ kind: 'ready', synced });
+    this.pump();
+  }
+
+  /**
+   * One page of saru's table.
+   * @throws SaruError SARU_ERR_CONTROL when saru is not connected or fails the request.
+   */
+  async dump(cursor: number, max: number): Promise<{ batch: RecordBatch; next: number }> {
+    const client = this.client;
+    if (client === null) throw new SaruError(ErrorCode.CONTROL, 'saru is not connected');
+    this.counters.dumpRequests++;
+    const res = await client.request({ syncDump: { cursor, max } });
+    const r = res.records;
+    if (!r || !(r.records instanceof Uint8Array) || r.records.length !== r.count * SYNC_RECORD.SIZE) {
+      throw new SaruError(ErrorCode.CONTROL, 'saru sent a malformed dump page');
+    }
+    return { batch: { bytes: r.records, count: r.count }, next: r.next };
+  }
+
+  private dropQueue(): void {
+    for (const op of this.queue) if (op.kind === 'inject') this.counters.injectDropped += op.batch.count;
+    this.queue.length = 0;
+    this.counters.queuedRecords = 0;
+  }
+
+  private pump(): void {
+    const client = this.client;
+    while (client !== null && this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const head = this.queue[0]!;
+      if (head.kind === 'ready') {
+        this.queue.shift();
+        this.send(client, { syncReady: { synced: head.synced } }, 0);
+        this.counters.readySent++;
+        continue;
+      }
+      // Coalesce consecutive injects up to maxInjectRecords.
+      const parts: RecordBatch[] = [];
+      let n = 0;
+      while (this.queue.length > 0) {
+        const op = this.queue[0]!;
+        if (op.kind !== 'inject' || (n > 0 && n + op.batch.count > this.maxInjectRecords)) break;
+        this.queue.shift();
+        parts.push(op.batch);
+        n += op.batch.count;
+      }
+      this.counters.queuedRecords -= n;
+      const bytes = parts.length === 1 ? parts[0]!.bytes : concat(parts, n);
+      this.counters.injectRequests++;
+      this.send(client, { syncInject: { records: bytes, count: n } }, n);
+    }
+  }
+
+  private send(client: ControlClient, req: Parameters<ControlClient['request']>[0], records: number): void {
+    this.inFlight++;
+    client.request(req, 30000).then(
+      (res) => {
+        if (this.client !== client) return;
+        this.inFlight--;
+        const r = res.inject;
+        if (r) {
+          this.counters.injectedRecords += records;
+          this.counters.created += r.created;
+          this.counters.updated += r.updated;
+          this.counters.removed += r.removed;
+          this.counters.notFound += r.notFound;
+          this.counters.rejected += r.rejected;
+        }
+        this.pump();
+      },
+      (e: Error) => {
+        if (this.client !== client) return;
+        this.inFlight--;
+        this.counters.injectErrors++;
+        this.deps.log.warn({ err: e.message }, 'request to saru failed');
+        this.pump();
+      },
+    );
+  }
+}
+
+function concat(parts: RecordBatch[], count: number): Uint8Array {
+  const out = new Uint8Array(count * SYNC_RECORD.SIZE);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p.bytes, off);
+    off += p.bytes.length;
+  }
+  return out;
+}
