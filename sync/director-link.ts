@@ -61,7 +61,11 @@ export interface DirectorLinkCounters {
   queuedRecords: number;
 }
 
-type Op = { kind: 'inject'; batch: RecordBatch } | { kind: 'ready'; synced: boolean };
+type DumpPage = { batch: RecordBatch; next: number };
+type Op =
+  | { kind: 'inject'; batch: RecordBatch }
+  | { kind: 'ready'; synced: boolean }
+  | { kind: 'dump'; cursor: number; max: number; resolve: (p: DumpPage) => void; reject: (e: Error) => void };
 
 /** The SyncLocal of the real daemon. */
 export class DirectorLink implements SyncLocal {
@@ -211,23 +215,23 @@ export class DirectorLink implements SyncLocal {
   }
 
   /**
-   * One page of saru's table.
+   * One page of saru's table, after every inject given before it (so a dump
+   * holds what this node has acknowledged).
    * @throws SaruError SARU_ERR_CONTROL when saru is not connected or fails the request.
    */
-  async dump(cursor: number, max: number): Promise<{ batch: RecordBatch; next: number }> {
-    const client = this.client;
-    if (client === null) throw new SaruError(ErrorCode.CONTROL, 'saru is not connected');
-    this.counters.dumpRequests++;
-    const res = await client.request({ syncDump: { cursor, max } });
-    const r = res.records;
-    if (!r || !(r.records instanceof Uint8Array) || r.records.length !== r.count * SYNC_RECORD.SIZE) {
-      throw new SaruError(ErrorCode.CONTROL, 'saru sent a malformed dump page');
-    }
-    return { batch: { bytes: r.records, count: r.count }, next: r.next };
+  dump(cursor: number, max: number): Promise<DumpPage> {
+    if (this.client === null) return Promise.reject(new SaruError(ErrorCode.CONTROL, 'saru is not connected'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ kind: 'dump', cursor, max, resolve, reject });
+      this.pump();
+    });
   }
 
   private dropQueue(): void {
-    for (const op of this.queue) if (op.kind === 'inject') this.counters.injectDropped += op.batch.count;
+    for (const op of this.queue) {
+      if (op.kind === 'inject') this.counters.injectDropped += op.batch.count;
+      else if (op.kind === 'dump') op.reject(new SaruError(ErrorCode.CONTROL, 'lost the connection to saru'));
+    }
     this.queue.length = 0;
     this.counters.queuedRecords = 0;
   }
@@ -240,6 +244,11 @@ export class DirectorLink implements SyncLocal {
         this.queue.shift();
         this.send(client, { syncReady: { synced: head.synced } }, 0);
         this.counters.readySent++;
+        continue;
+      }
+      if (head.kind === 'dump') {
+        this.queue.shift();
+        this.sendDump(client, head);
         continue;
       }
       // Coalesce consecutive injects up to maxInjectRecords.
@@ -257,6 +266,28 @@ export class DirectorLink implements SyncLocal {
       this.counters.injectRequests++;
       this.send(client, { syncInject: { records: bytes, count: n } }, n);
     }
+  }
+
+  private sendDump(client: ControlClient, op: Extract<Op, { kind: 'dump' }>): void {
+    this.inFlight++;
+    this.counters.dumpRequests++;
+    client.request({ syncDump: { cursor: op.cursor, max: op.max } }, 30000).then(
+      (res) => {
+        if (this.client === client) this.inFlight--;
+        const r = res.records;
+        if (!r || !(r.records instanceof Uint8Array) || r.records.length !== r.count * SYNC_RECORD.SIZE) {
+          op.reject(new SaruError(ErrorCode.CONTROL, 'saru sent a malformed dump page'));
+        } else {
+          op.resolve({ batch: { bytes: r.records, count: r.count }, next: r.next });
+        }
+        this.pump();
+      },
+      (e: Error) => {
+        if (this.client === client) this.inFlight--;
+        op.reject(e);
+        this.pump();
+      },
+    );
   }
 
   private send(client: ControlClient, req: Parameters<ControlClient['request']>[0], records: number): void {
