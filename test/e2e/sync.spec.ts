@@ -47,6 +47,10 @@ interface LongconnResult {
   before(async () => {
     tb = new Testbed({ prefix: 'sy', directors: 3, realServers: 2, jsonLogs: true, sync: true });
     await tb.up();
+    // A small client receive buffer keeps a rate-limited download flowing through the director
+    // (rather than the server filling megabytes of window at once and the client draining them in silence).
+    const r = await tb.exec(tb.nsName('client'), 'sysctl', ['-w', 'net.ipv4.tcp_rmem=4096 65536 196608']);
+    assert.equal(r.code, 0, r.stderr);
     await tb.waitForAllocation([1, 2, 3], 20_000);
   });
 
@@ -59,11 +63,11 @@ interface LongconnResult {
     await tb.startSyncd(i);
   }
 
-  /** The director whose transmitted frames grow fastest over 600 ms: the one forwarding the only flow. */
+  /** The director whose transmitted frames grow over 1 s: the one forwarding the only flow. */
   async function carrier(): Promise<number> {
     const tx = async (): Promise<number[]> => Promise.all([1, 2, 3].map(async (i) => counter((await tb.cluster(i)).counters, 'txFrames')));
     const a = await tx();
-    await sleep(600);
+    await sleep(1000);
     const b = await tx();
     const d = b.map((v, k) => v - a[k]!);
     const best = d.indexOf(Math.max(...d));
@@ -74,11 +78,14 @@ interface LongconnResult {
 
   async function killCarrierDuringDownload(): Promise<void> {
     await tb.waitForAllocation([1, 2, 3], 20_000);
-    const size = 8 * 1024 * 1024;
+    const size = 12 * 1024 * 1024;
+    let finished = false;
     const download = tb.exec(tb.nsName('client'), 'bash', ['-c', `curl -s --fail --max-time 90 --limit-rate 1M http://${VIP}/bytes/${size} | sha256sum`], { timeoutMs: 120_000 });
+    void download.then(() => (finished = true));
     await sleep(1500);
     const c = await carrier();
     tb.killDirector(c);
+    assert.equal(finished, false, 'the download was still running when its director was killed');
     const others = [1, 2, 3].filter((i) => i !== c);
     await tb.waitForAllocation(others, 10_000);
     const d = await download;
