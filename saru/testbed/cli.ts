@@ -81,6 +81,7 @@ async function main(argv: string[]): Promise<void> {
     .option('--udp', 'also a UDP echo virtual service on port 7', false)
     .option('--no-daemons', 'build the topology and real servers only; do not start saru')
     .option('--static', 'static slices (director i of N owns range i) instead of the coordinator', false)
+    .option('--sync', 'also run saru-syncd on every director (wait_for_sync = yes)', false)
     .option('--state-dir <dir>', 'state directory (default /run/PREFIX-testbed)')
     .action(async (o: Record<string, unknown>) => {
       const init: TestbedInit = {
@@ -93,6 +94,7 @@ async function main(argv: string[]): Promise<void> {
         udp: o.udp as boolean,
         startDaemons: o.daemons as boolean,
         slices: o.static ? 'static' : 'coordinator',
+        sync: o.sync === true,
         log: (l) => process.stderr.write(`${l}\n`),
       };
       if (o.rsRoute !== undefined) init.rsRoute = o.rsRoute as TestbedInit['rsRoute'];
