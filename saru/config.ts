@@ -6,14 +6,16 @@
  * the network.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
 import {
   ErrorCode,
   IpAddress,
   SaruError,
   Sense,
   configError,
+  intIn,
+  IFNAME,
   parseBucketRanges,
+  parseKeyValueFile,
   parseSense,
 } from '../core/index.js';
 import { MAX_COORD_BUCKETS } from './coord/index.js';
@@ -132,19 +134,6 @@ export const SARU_CONF_DEFAULTS = {
   drain_timeout: 60,
 } as const;
 
-const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
-
-function intIn(v: string, lo: number, hi: number): number | null {
-  if (!/^\d+$/.test(v)) return null;
-  const n = Number(v);
-  return n >= lo && n <= hi ? n : null;
-}
-
-/** The line a missing key is reported at: the file's last line (1 for an empty file). */
-function lastLine(lines: readonly string[]): number {
-  return Math.max(1, lines.length - (lines[lines.length - 1] === '' ? 1 : 0));
-}
-
 function isPow2(n: number): boolean {
   return (n & (n - 1)) === 0;
 }
@@ -157,42 +146,15 @@ function isPow2(n: number): boolean {
  *   (node_id, interface, services).
  */
 export function parseSaruConf(text: string, file: string): SaruConfig {
-  const seen = new Map<string, { value: string; line: number }>();
-  const lines = text.split(/\r?\n/);
-  lines.forEach((raw, i) => {
-    const line = raw.replace(/(^|\s)#.*$/, '').trim();
-    if (line === '') return;
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!m) throw configError(file, i + 1, `expected "key = value", got "${line}"`);
-    const key = m[1]!;
-    const value = m[2]!.trim();
-    if (!(key in SARU_CONF_KEYS)) {
-      throw configError(file, i + 1, `unknown key "${key}"; known keys: ${Object.keys(SARU_CONF_KEYS).join(', ')}`);
-    }
-    const prev = seen.get(key);
-    if (prev) throw configError(file, i + 1, `"${key}" already set on line ${prev.line}`);
-    if (value === '') throw configError(file, i + 1, `"${key}" needs a value: ${SARU_CONF_KEYS[key as keyof typeof SARU_CONF_KEYS]}`);
-    seen.set(key, { value, line: i + 1 });
-  });
-  const base = dirname(resolve(file));
-  const bad = (key: keyof typeof SARU_CONF_KEYS): SaruError => {
-    const e = seen.get(key)!;
-    return configError(file, e.line, `${key}: expected ${SARU_CONF_KEYS[key]}, got "${e.value}"`);
-  };
-  const required = (key: keyof typeof SARU_CONF_KEYS): string => {
-    const e = seen.get(key);
-    if (!e) throw configError(file, lastLine(lines), `missing required key "${key}" (${SARU_CONF_KEYS[key]})`);
-    return e.value;
-  };
-  const get = (key: keyof typeof SARU_CONF_KEYS): string | undefined => seen.get(key)?.value;
-
+  const kv = parseKeyValueFile(text, file, SARU_CONF_KEYS);
+  const { seen, bad, get, path } = kv;
+  const required = kv.required;
   const nodeId = intIn(required('node_id'), 1, 1023);
   if (nodeId === null) throw bad('node_id');
   const iface = required('interface');
   if (!IFNAME.test(iface)) throw bad('interface');
   const clusterInterface = get('cluster_interface') ?? iface;
   if (!IFNAME.test(clusterInterface)) throw bad('cluster_interface');
-  const path = (v: string): string => (isAbsolute(v) ? v : resolve(base, v));
   const services = path(required('services'));
   const controlSocket = path(get('control_socket') ?? SARU_CONF_DEFAULTS.control_socket);
 
@@ -237,7 +199,7 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
   const sf = get('socket_filter') ?? SARU_CONF_DEFAULTS.socket_filter;
   if (sf !== 'yes' && sf !== 'no') throw bad('socket_filter');
 
-  const coordinator = parseCoordinator(seen, { file, lines, bad, get, path, staticSlice: staticSlice !== null, buckets });
+  const coordinator = parseCoordinator(seen, { file, lastLine: kv.lastLine, bad, get, path, staticSlice: staticSlice !== null, buckets });
 
   return {
     file,
@@ -266,10 +228,10 @@ const COORD_KEYS = ['authkeys', 'weight', 'mcast_group', 'mcast_port', 'keepaliv
 
 /** The coordinator keys: required authkeys unless static_slice is given, which excludes them all. */
 function parseCoordinator(
-  seen: Map<string, { value: string; line: number }>,
+  seen: ReadonlyMap<string, { value: string; line: number }>,
   c: {
     file: string;
-    lines: string[];
+    lastLine: number;
     bad: (key: keyof typeof SARU_CONF_KEYS) => SaruError;
     get: (key: keyof typeof SARU_CONF_KEYS) => string | undefined;
     path: (v: string) => string;
@@ -285,7 +247,7 @@ function parseCoordinator(
   }
   const ak = get('authkeys');
   if (ak === undefined) {
-    throw configError(c.file, lastLine(c.lines), 'missing "authkeys" (the cluster key file the coordinator authenticates heartbeats with); or give static_slice for a fixed slice without a coordinator');
+    throw configError(c.file, c.lastLine, 'missing "authkeys" (the cluster key file the coordinator authenticates heartbeats with); or give static_slice for a fixed slice without a coordinator');
   }
   if (c.buckets > MAX_COORD_BUCKETS) {
     throw configError(c.file, seen.get('buckets')!.line, `buckets: the coordinator allocates at most ${MAX_COORD_BUCKETS} buckets, got ${c.buckets} (more need static_slice)`);

@@ -7,8 +7,9 @@
  * SIGINT: stop (forwarding in saru is not touched). SIGHUP: re-read the
  * configuration; the sync threshold applies at once, other changes are
  * reported as needing a restart. Exit status: 0 after a clean stop, 1 on a
- * configuration or start-up error (printed with file and line), 2 when the
- * sync transport cannot be opened.
+ * configuration or start-up error (printed with file and line; also a
+ * node_id that differs from the local saru's), 2 when the sync transport
+ * cannot be opened.
  */
 import { Command } from 'commander';
 import { SaruError } from '../core/index.js';
@@ -42,7 +43,10 @@ async function main(): Promise<void> {
     await daemon.stop();
     process.exit(code);
   };
-  daemon.onFatal = () => void stop(2);
+  daemon.onFatal = (e) => {
+    process.stderr.write(`saru-syncd: ${e.message}\n`);
+    void stop(e instanceof SaruError && e.code === 'SARU_ERR_CONFIG' ? 1 : 2);
+  };
   process.on('SIGTERM', () => void stop(0));
   process.on('SIGINT', () => void stop(0));
   process.on('SIGHUP', () => {

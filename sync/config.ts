@@ -8,8 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { dirname, isAbsolute, resolve } from 'node:path';
-import { ErrorCode, SaruError, configError } from '../core/index.js';
+import { ErrorCode, IFNAME, SaruError, configError, intIn, parseKeyValueFile } from '../core/index.js';
 
 /** One unicast peer (the `peers` key). */
 export interface SyncPeer {
@@ -92,19 +91,6 @@ export const SYNC_CONF_DEFAULTS = {
 /** Largest value of either sync_threshold integer: the sysctl's C int. */
 const MAX_SYSCTL_INT = 2 ** 31 - 1;
 
-const IFNAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
-
-function intIn(v: string, lo: number, hi: number): number | null {
-  if (!/^\d{1,10}$/.test(v)) return null;
-  const n = Number(v);
-  return n >= lo && n <= hi ? n : null;
-}
-
-/** The line a missing key is reported at: the file's last line (1 for an empty file). */
-function lastLine(lines: readonly string[]): number {
-  return Math.max(1, lines.length - (lines[lines.length - 1] === '' ? 1 : 0));
-}
-
 function firstOctet(a: string): number {
   return Number(a.slice(0, a.indexOf('.')));
 }
@@ -133,40 +119,13 @@ function isMulticastV4(a: string): boolean {
  *   authkeys; reported at the file's last line).
  */
 export function parseSyncConf(text: string, file: string): SyncConfig {
-  const seen = new Map<string, { value: string; line: number }>();
-  const lines = text.split(/\r?\n/);
-  lines.forEach((raw, i) => {
-    const line = raw.replace(/(^|\s)#.*$/, '').trim();
-    if (line === '') return;
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!m) throw configError(file, i + 1, `expected "key = value", got "${line}"`);
-    const key = m[1]!;
-    const value = m[2]!.trim();
-    if (!(key in SYNC_CONF_KEYS)) {
-      throw configError(file, i + 1, `unknown key "${key}"; known keys: ${Object.keys(SYNC_CONF_KEYS).join(', ')}`);
-    }
-    const prev = seen.get(key);
-    if (prev) throw configError(file, i + 1, `"${key}" already set on line ${prev.line}`);
-    if (value === '') throw configError(file, i + 1, `"${key}" needs a value: ${SYNC_CONF_KEYS[key as SyncConfKey]}`);
-    seen.set(key, { value, line: i + 1 });
-  });
-  const base = dirname(resolve(file));
-  const bad = (key: SyncConfKey, why = ''): SaruError => {
-    const e = seen.get(key)!;
-    return configError(file, e.line, `${key}: expected ${SYNC_CONF_KEYS[key]}, got "${e.value}"${why}`);
-  };
-  const required = (key: SyncConfKey): string => {
-    const e = seen.get(key);
-    if (!e) throw configError(file, lastLine(lines), `missing required key "${key}" (${SYNC_CONF_KEYS[key]})`);
-    return e.value;
-  };
-  const get = (key: SyncConfKey): string | undefined => seen.get(key)?.value;
+  const kv = parseKeyValueFile(text, file, SYNC_CONF_KEYS);
+  const { seen, bad, get, required, path } = kv;
   const num = (key: keyof typeof SYNC_CONF_DEFAULTS & SyncConfKey, lo: number, hi: number): number => {
     const n = intIn(get(key) ?? String(SYNC_CONF_DEFAULTS[key]), lo, hi);
     if (n === null) throw bad(key);
     return n;
   };
-  const path = (v: string): string => (isAbsolute(v) ? v : resolve(base, v));
 
   const nodeId = intIn(required('node_id'), 1, 1023);
   if (nodeId === null) throw bad('node_id');

@@ -8,7 +8,7 @@
  * so the node resyncs again, and saru joins the cluster once SyncReady says
  * the table is complete (wait_for_sync). It forwards no packets.
  */
-import { processClock, type Clock } from '../core/index.js';
+import { ErrorCode, SaruError, processClock, type Clock } from '../core/index.js';
 import { ControlServer, loadClusterKey, type ControlRequest, type ControlResponse, type Counter, type Logger } from '../saru/index.js';
 import type { SyncInfo, SyncPeerInfo } from '../saru/control.js';
 import { SyncCodec } from './codec.js';
@@ -81,6 +81,7 @@ export class SyncDaemon {
           this.node?.submit(batch);
         },
         onConnect: (first) => {
+          void this.checkNodeId();
           if (first) {
             this.nodeStarted = this.startNode().catch((e: Error) => {
               this.log.fatal({ err: e.message }, 'cannot start the sync transport');
@@ -101,7 +102,26 @@ export class SyncDaemon {
     );
   }
 
-  /** Called when the daemon cannot go on (the transport failed to open). */
+  /** saru-syncd.conf's node_id must be the local saru's: peers tell directors apart by it. */
+  private async checkNodeId(): Promise<void> {
+    let id: number;
+    try {
+      id = await this.link!.directorNodeId();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cannot read the local saru\'s node_id');
+      return;
+    }
+    if (id !== this.config.nodeId) {
+      const e = new SaruError(
+        ErrorCode.CONFIG,
+        `${this.config.file}: node_id ${this.config.nodeId} differs from the local saru's node_id ${id}; they must be the same`,
+      );
+      this.log.fatal({ err: e.message }, 'wrong node_id');
+      this.onFatal(e);
+    }
+  }
+
+  /** Called when the daemon cannot go on (the transport failed to open, or node_id is not saru's). */
   onFatal: (e: Error) => void = () => {};
 
   private async startNode(): Promise<void> {

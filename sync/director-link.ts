@@ -129,6 +129,16 @@ export class DirectorLink implements SyncLocal {
     if (this.client) await this.client.request({ syncSubscribe: { syncThreshold: threshold, syncPeriod: period } });
   }
 
+  /**
+   * The local saru's node_id (from its cluster status).
+   * @throws SaruError SARU_ERR_CONTROL when saru is not connected or does not answer.
+   */
+  async directorNodeId(): Promise<number> {
+    if (this.client === null) throw new SaruError(ErrorCode.CONTROL, 'saru is not connected');
+    const res = await this.client.request({ clusterStatus: {} });
+    return res.cluster?.nodeId ?? 0;
+  }
+
   private async attempt(): Promise<void> {
     if (this.stopped) return;
     let client: ControlClient;

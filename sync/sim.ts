@@ -14,69 +14,15 @@
  * benchmark (SyncSim.stats()).
  */
 import { ConnSnapshot, Fwd, ManualClock, SYNC_RECORD, SYNC_RECORD_FLAG, syncRecordView, writeSyncRecord } from '../core/index.js';
+import { Prng, TimelineHeap } from '../saru/index.js';
 import { SyncCodec } from './codec.js';
 import { SyncNode, syncRecordKey, type SyncNodeInit, type SyncStatus } from './node.js';
 import type { PeerAddress, RecordBatch, SyncLocal, SyncTimers, SyncTransport } from './types.js';
 
 const R = SYNC_RECORD;
 
-// --- PRNG -------------------------------------------------------------------------
-
-/** xoshiro128** seeded through splitmix32: small, fast, and plenty for fault schedules. */
-export class SimRandom {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
-
-  constructor(seed: number) {
-    let x = seed >>> 0;
-    const next = (): number => {
-      x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x21f0aaad) >>> 0;
-      z = Math.imul(z ^ (z >>> 15), 0x735a2d97) >>> 0;
-      return (z ^ (z >>> 15)) >>> 0;
-    };
-    this.s0 = next();
-    this.s1 = next();
-    this.s2 = next();
-    this.s3 = next();
-  }
-
-  u32(): number {
-    const r = Math.imul(((Math.imul(this.s1, 5) << 7) | (Math.imul(this.s1, 5) >>> 25)) >>> 0, 9) >>> 0;
-    const t = (this.s1 << 9) >>> 0;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = ((this.s3 << 11) | (this.s3 >>> 21)) >>> 0;
-    this.s0 >>>= 0;
-    this.s1 >>>= 0;
-    this.s2 >>>= 0;
-    return r;
-  }
-
-  /** Uniform in [0, 1). */
-  float(): number {
-    return this.u32() / 4294967296;
-  }
-
-  /** Uniform integer in [lo, hi]. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.float() * (hi - lo + 1));
-  }
-
-  chance(p: number): boolean {
-    return p > 0 && this.float() < p;
-  }
-
-  pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.float() * xs.length)]!;
-  }
-}
+// The PRNG is saru/coord/sim.ts's Prng: one seed replays a run.
+export { Prng as SimRandom } from '../saru/index.js';
 
 // --- events ------------------------------------------------------------------------
 
@@ -90,55 +36,26 @@ export interface SimEvent {
 
 /** A min-heap of events by (at, order): timers and deliveries in one timeline. */
 export class EventQueue {
-  private readonly xs: SimEvent[] = [];
+  private readonly heap = new TimelineHeap<SimEvent>();
   private order = 0;
 
   get size(): number {
-    return this.xs.length;
+    return this.heap.size;
   }
 
   schedule(at: number, fn: () => void): SimEvent {
     const ev: SimEvent = { at, order: this.order++, fn, cancelled: false };
-    const xs = this.xs;
-    xs.push(ev);
-    let i = xs.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (before(xs[p]!, xs[i]!)) break;
-      [xs[p], xs[i]] = [xs[i]!, xs[p]!];
-      i = p;
-    }
+    this.heap.push(ev);
     return ev;
   }
 
   peek(): SimEvent | undefined {
-    return this.xs[0];
+    return this.heap.peek();
   }
 
   pop(): SimEvent | undefined {
-    const xs = this.xs;
-    const top = xs[0];
-    const last = xs.pop();
-    if (xs.length > 0 && last !== undefined) {
-      xs[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < xs.length && before(xs[l]!, xs[m]!)) m = l;
-        if (r < xs.length && before(xs[r]!, xs[m]!)) m = r;
-        if (m === i) break;
-        [xs[m], xs[i]] = [xs[i]!, xs[m]!];
-        i = m;
-      }
-    }
-    return top;
+    return this.heap.pop();
   }
-}
-
-function before(a: SimEvent, b: SimEvent): boolean {
-  return a.at < b.at || (a.at === b.at && a.order < b.order);
 }
 
 /** SyncTimers over the event queue; remembers its timers so a crash can drop them. */
@@ -402,7 +319,7 @@ export interface SimStats {
 export class SyncSim {
   readonly clock = new ManualClock(0);
   readonly queue = new EventQueue();
-  readonly rng: SimRandom;
+  readonly rng: Prng;
   readonly members = new Map<number, SimMember>();
   readonly trace: string[] = [];
   readonly captured: Array<{ to: number; from: PeerAddress; bytes: Uint8Array }> = [];
@@ -415,7 +332,7 @@ export class SyncSim {
 
   constructor(init: SyncSimInit) {
     this.init = init;
-    this.rng = new SimRandom(init.seed);
+    this.rng = new Prng(init.seed);
     this.net = { loss: 0, dup: 0, delayMinMs: 0, delayMaxMs: 2, ...init.net };
     for (let id = 1; id <= init.nodes; id++) {
       this.members.set(id, {

@@ -23,3 +23,4 @@ export type {
   LdService,
 } from './ldirectord.js';
 export { SERVICE_PORTS, resolvePort } from './ports.js';
+export { parseKeyValueFile, intIn, IFNAME, type KeyValueFile } from './keyvalue.js';

@@ -42,4 +42,4 @@ export {
   type DecodeResult,
   type Heartbeat,
 } from './protocol.js';
-export { Prng, Simulation, runSimulation, type NetworkParams, type SimOptions, type SimResult, type SimulationInit } from './sim.js';
+export { Prng, TimelineHeap, Simulation, runSimulation, type NetworkParams, type SimOptions, type SimResult, type SimulationInit } from './sim.js';

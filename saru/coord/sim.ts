@@ -135,27 +135,31 @@ interface SimNode {
   maxCommittedBefore: number;
 }
 
-/** A min-heap of deliveries by (at, order). */
-class Heap {
-  private readonly xs: Delivery[] = [];
+/**
+ * A min-heap by (at, order): the one timeline of the simulators (this one's
+ * deliveries, sync/sim.ts's timers and deliveries). `order` breaks ties in
+ * insertion order, so a run is a function of its seed.
+ */
+export class TimelineHeap<T extends { at: number; order: number }> {
+  private readonly xs: T[] = [];
   get size(): number {
     return this.xs.length;
   }
-  peek(): Delivery | undefined {
+  peek(): T | undefined {
     return this.xs[0];
   }
-  push(d: Delivery): void {
+  push(d: T): void {
     const xs = this.xs;
     xs.push(d);
     let i = xs.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (less(xs[p]!, xs[i]!)) break;
+      if (earlier(xs[p]!, xs[i]!)) break;
       [xs[p], xs[i]] = [xs[i]!, xs[p]!];
       i = p;
     }
   }
-  pop(): Delivery | undefined {
+  pop(): T | undefined {
     const xs = this.xs;
     const top = xs[0];
     const last = xs.pop();
@@ -166,8 +170,8 @@ class Heap {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < xs.length && less(xs[l]!, xs[m]!)) m = l;
-        if (r < xs.length && less(xs[r]!, xs[m]!)) m = r;
+        if (l < xs.length && earlier(xs[l]!, xs[m]!)) m = l;
+        if (r < xs.length && earlier(xs[r]!, xs[m]!)) m = r;
         if (m === i) break;
         [xs[m], xs[i]] = [xs[i]!, xs[m]!];
         i = m;
@@ -176,7 +180,7 @@ class Heap {
     return top;
   }
 }
-function less(a: Delivery, b: Delivery): boolean {
+function earlier(a: { at: number; order: number }, b: { at: number; order: number }): boolean {
   return a.at < b.at || (a.at === b.at && a.order < b.order);
 }
 
@@ -201,7 +205,7 @@ export class Simulation {
   delivered = 0;
 
   private readonly nodes = new Map<number, SimNode>();
-  private readonly queue = new Heap();
+  private readonly queue = new TimelineHeap<Delivery>();
   private order = 0;
   /** group[path].get(id): nodes talk on a path when their groups are equal. */
   private readonly group: [Map<number, number>, Map<number, number>] = [new Map(), new Map()];
