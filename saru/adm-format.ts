@@ -72,11 +72,11 @@ export function formatSync(s: SyncInfo): string {
   const width = Math.max(0, ...s.counters.map((c) => c.name.length));
   for (const c of s.counters) lines.push(`  ${c.name.padEnd(width)}  ${c.value}`);
   const cols = SYNC_PEER_COLUMNS.filter(([name]) => s.peers.some((p) => p.counters.some((c) => c.name === name)));
-  lines.push(`  Peer  Address          Alive  Heard    ${cols.map(([, h]) => h.padStart(9)).join(' ')}`);
+  lines.push(`  Peer  Address                Alive  Heard   ${cols.map(([, h]) => h.padStart(9)).join(' ')}`);
   for (const p of s.peers) {
     const v = (name: string): string => String(p.counters.find((c) => c.name === name)?.value ?? '-');
     lines.push(
-      `  ${String(p.nodeId).padStart(4)}  ${p.address.padEnd(15)}  ${(p.alive ? 'yes' : 'NO').padEnd(5)}  ${age(p.lastHeardMs).padStart(6)}   ${cols.map(([name]) => v(name).padStart(9)).join(' ')}`,
+      `  ${String(p.nodeId).padStart(4)}  ${p.address.padEnd(21)}  ${(p.alive ? 'yes' : 'NO').padEnd(5)}  ${age(p.lastHeardMs).padStart(5)}   ${cols.map(([name]) => v(name).padStart(9)).join(' ')}`,
     );
   }
   return lines.join('\n') + '\n';

@@ -92,7 +92,8 @@ export class SyncDaemon {
             void this.nodeStarted?.then(() => this.node?.resync());
           }
         },
-        onDisconnect: () => {},
+        // saru's table is gone with it: stop being anyone's resync source until a resync into the next saru completes.
+        onDisconnect: () => void this.nodeStarted?.then(() => this.node?.localLost()),
       },
     );
     this.link.start();
@@ -147,7 +148,10 @@ export class SyncDaemon {
       { codec: this.codec!, transport: this.transport, local: this.link!, timers, log: nodeLog },
     );
     await this.transport.start();
-    if (this.stopped) return;
+    if (this.stopped) {
+      await this.transport.stop();
+      return;
+    }
     this.node.setEpoch(this.epoch);
     this.node.start();
     this.log.info(
@@ -217,8 +221,9 @@ export class SyncDaemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.node?.stop();
     this.link?.stop();
+    await this.nodeStarted;
+    this.node?.stop();
     await this.transport?.stop();
     await this.status?.stop();
     this.log.info({}, 'saru-syncd stopped');

@@ -124,9 +124,10 @@ export class DirectorLink implements SyncLocal {
    * @throws SaruError SARU_ERR_CONTROL when saru refuses them (the values stay as they were there).
    */
   async setSyncPolicy(threshold: number, period: number): Promise<void> {
+    // Kept only once saru accepts them, so a reconnection never subscribes with refused values.
+    if (this.client) await this.client.request({ syncSubscribe: { syncThreshold: threshold, syncPeriod: period } });
     this.syncThreshold = threshold;
     this.syncPeriod = period;
-    if (this.client) await this.client.request({ syncSubscribe: { syncThreshold: threshold, syncPeriod: period } });
   }
 
   /**
@@ -162,6 +163,11 @@ export class DirectorLink implements SyncLocal {
       client.onClose = () => {};
       client.close();
       this.retry();
+      return;
+    }
+    if (this.stopped) {
+      client.onClose = () => {};
+      client.close();
       return;
     }
     this.client = client;
@@ -264,9 +270,19 @@ export class DirectorLink implements SyncLocal {
       // Coalesce consecutive injects up to maxInjectRecords.
       const parts: RecordBatch[] = [];
       let n = 0;
-      while (this.queue.length > 0) {
+      while (this.queue.length > 0 && n < this.maxInjectRecords) {
         const op = this.queue[0]!;
-        if (op.kind !== 'inject' || (n > 0 && n + op.batch.count > this.maxInjectRecords)) break;
+        if (op.kind !== 'inject') break;
+        const room = this.maxInjectRecords - n;
+        if (op.batch.count > room) {
+          if (n > 0) break;
+          // One batch larger than a request: send its first part, keep the rest at the head.
+          const cut = room * SYNC_RECORD.SIZE;
+          parts.push({ bytes: op.batch.bytes.subarray(0, cut), count: room });
+          op.batch = { bytes: op.batch.bytes.subarray(cut), count: op.batch.count - room };
+          n += room;
+          break;
+        }
         this.queue.shift();
         parts.push(op.batch);
         n += op.batch.count;

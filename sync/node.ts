@@ -1274,6 +1274,20 @@ export class SyncNode {
     this.beginBulk(true);
   }
 
+  /**
+   * The local table is gone (saru disconnected): stop any bulk resync into
+   * it and stop announcing this node as synced, so no peer chooses it as a
+   * resync source, until resync() into the next saru completes.
+   */
+  localLost(): void {
+    if (!this.running) return;
+    if (this.bulk) {
+      this.closeRequester(this.bulk);
+      this.bulk = null;
+    }
+    this.isSynced = false;
+  }
+
   private beginBulk(midLife: boolean): void {
     if (this.bulk) {
       this.closeRequester(this.bulk);
