@@ -22,7 +22,6 @@ import type { PeerAddress, RecordBatch, SyncLocal, SyncTimers, SyncTransport } f
 const R = SYNC_RECORD;
 
 // The PRNG is saru/coord/sim.ts's Prng: one seed replays a run.
-export { Prng as SimRandom } from '../saru/index.js';
 
 // --- events ------------------------------------------------------------------------
 
