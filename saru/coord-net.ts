@@ -411,6 +411,42 @@ interface PathState {
 /** At most one warning per kind per this many milliseconds. */
 const LOG_INTERVAL_MS = 1000;
 
+/**
+ * At most one warning per kind per `intervalMs` (default 1 s); the next one
+ * carries how many were suppressed (`suppressedSinceLast`). For socket errors
+ * from the network, which may repeat thousands of times a second.
+ */
+export class WarnLimiter {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  constructor(
+    private readonly log: { warn(obj: object, msg: string): void },
+    private readonly clock: Clock,
+    private readonly intervalMs = LOG_INTERVAL_MS,
+  ) {}
+
+  warn(kind: string, obj: Record<string, unknown>, msg: string): void {
+    const now = this.clock.now();
+    const last = this.last.get(kind);
+    if (last !== undefined && now - last.at < this.intervalMs) {
+      last.suppressed++;
+      return;
+    }
+    this.log.warn({ ...obj, suppressedSinceLast: last?.suppressed ?? 0 }, msg);
+    this.last.set(kind, { at: now, suppressed: 0 });
+  }
+}
+
+/** Close a dgram socket; resolves when closed (at once if it already was). Never rejects. */
+export function closeDgram(sock: dgram.Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    try {
+      sock.close(() => resolve());
+    } catch {
+      resolve(); // already closed
+    }
+  });
+}
+
 function isMulticastV4(group: unknown): group is string {
   if (typeof group !== 'string' || !isIPv4(group)) return false;
   const first = Number(group.split('.')[0]);
@@ -440,7 +476,7 @@ export class ClusterTransport {
   private closing: Promise<void> | null = null;
   private socketErrors = 0;
   private handlerErrors = 0;
-  private readonly lastWarn = new Map<string, { at: number; suppressed: number }>();
+  private readonly warnings: WarnLimiter;
 
   /**
    * Validates the settings; opens nothing (see start()).
@@ -475,6 +511,7 @@ export class ClusterTransport {
     this.loopback = loopback;
     this.log = deps.log;
     this.clock = deps.clock ?? systemClock;
+    this.warnings = new WarnLimiter(this.log, this.clock);
     this.paths = names.map((ifname, index) => {
       const p: PathState = {
         index,
@@ -658,26 +695,13 @@ export class ClusterTransport {
           p.pendingBind = null;
           pending(new SaruError(ErrorCode.IO, 'cluster transport: closed while starting'));
         }
-        await new Promise<void>((resolve) => {
-          try {
-            sock.close(() => resolve());
-          } catch {
-            resolve(); // already closed
-          }
-        });
+        await closeDgram(sock);
       }),
     );
   }
 
   private warnLimited(kind: string, obj: Record<string, unknown>, msg: string): void {
-    const now = this.clock.now();
-    const last = this.lastWarn.get(kind);
-    if (last !== undefined && now - last.at < LOG_INTERVAL_MS) {
-      last.suppressed++;
-      return;
-    }
-    this.log.warn({ ...obj, suppressedSinceLast: last?.suppressed ?? 0 }, msg);
-    this.lastWarn.set(kind, { at: now, suppressed: 0 });
+    this.warnings.warn(kind, obj, msg);
   }
 }
 

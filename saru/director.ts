@@ -309,7 +309,9 @@ export class Director {
       return { text: 'subscribed\n' };
     }
     if (req.syncInject) {
-      const records = req.syncInject.records ?? new Uint8Array(0);
+      // A copy of exactly these bytes: the decoded field is a view into the whole socket read buffer,
+      // which posting it to the worker would clone entire.
+      const records = new Uint8Array(req.syncInject.records ?? new Uint8Array(0));
       const r = await dp.request('inject', { bytes: records, count: req.syncInject.count ?? 0 });
       return { inject: r.inject! };
     }

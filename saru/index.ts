@@ -15,7 +15,7 @@ export {
   type ControlResponse,
   type Counter,
 } from './control.js';
-export { loadClusterKey, MAX_KEY_FILE_BYTES } from './coord-net.js';
+export { loadClusterKey, MAX_KEY_FILE_BYTES, WarnLimiter, closeDgram } from './coord-net.js';
 export { MessageKey, ReplayGuard, TAG_BYTES, MIN_KEY_BYTES, type ReplayVerdict } from './coord/auth.js';
 export { Prng, TimelineHeap } from './coord/index.js';
 export { createLogger, SYSLOG_FACILITIES, type LogInit, type Logger } from './log.js';

@@ -22,6 +22,7 @@ import { isIPv4 } from 'node:net';
 import os from 'node:os';
 import { ErrorCode, SaruError, systemClock, type Clock } from '../core/index.js';
 import type { PeerAddress, SyncTransport } from './types.js';
+import { WarnLimiter, closeDgram } from '../saru/index.js';
 
 /** The logger the transport writes to (a pino logger fits). */
 export interface SyncTransportLog {
@@ -84,8 +85,6 @@ export const DEFAULT_RECV_BUFFER_BYTES = 8 << 20;
 /** Largest UDP/IPv4 payload. */
 const MAX_UDP_PAYLOAD = 65507;
 
-/** At most one warning per kind per this many milliseconds. */
-const LOG_INTERVAL_MS = 1000;
 
 function isMulticastV4(a: unknown): a is string {
   if (typeof a !== 'string' || !isIPv4(a)) return false;
@@ -165,7 +164,7 @@ export class UdpSyncTransport implements SyncTransport {
   private socketErrors = 0;
   private handlerErrors = 0;
   private recvBufferBytes = 0;
-  private readonly lastWarn = new Map<string, { at: number; suppressed: number }>();
+  private readonly warnings: WarnLimiter;
   /** The send callback, made once. */
   private readonly onSent = (err: Error | null): void => {
     if (err) this.sendFailed(err);
@@ -210,6 +209,7 @@ export class UdpSyncTransport implements SyncTransport {
     this.interfaces = init.interfaces ?? os.networkInterfaces;
     this.log = deps.log;
     this.clock = deps.clock ?? systemClock;
+    this.warnings = new WarnLimiter(this.log, this.clock);
     this.onMessage = deps.onMessage;
   }
 
@@ -441,23 +441,10 @@ export class UdpSyncTransport implements SyncTransport {
       this.pendingBind = null;
       pending(new SaruError(ErrorCode.IO, 'sync transport: stopped while starting'));
     }
-    await new Promise<void>((resolve) => {
-      try {
-        sock.close(() => resolve());
-      } catch {
-        resolve(); // already closed
-      }
-    });
+    await closeDgram(sock);
   }
 
   private warnLimited(kind: string, obj: Record<string, unknown>, msg: string): void {
-    const now = this.clock.now();
-    const last = this.lastWarn.get(kind);
-    if (last !== undefined && now - last.at < LOG_INTERVAL_MS) {
-      last.suppressed++;
-      return;
-    }
-    this.log.warn({ ...obj, suppressedSinceLast: last?.suppressed ?? 0 }, msg);
-    this.lastWarn.set(kind, { at: now, suppressed: 0 });
+    this.warnings.warn(kind, obj, msg);
   }
 }
