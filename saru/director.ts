@@ -276,15 +276,17 @@ export class Director {
     dp.onSyncRecords = (records, count, epoch) => {
       if (!this.syncSession?.push({ records: { records, count, epoch, next: -1 } })) this.syncPushDropped++;
     };
+    if (previous !== session) {
+      session.onClose(() => {
+        if (this.syncSession !== session) return;
+        this.syncSession = null;
+        this.log.info({}, 'saru-syncd unsubscribed (connection closed)');
+        this.dataplane?.request('subscribe', { on: false }).catch(() => {});
+      });
+    }
     await dp.request('subscribe', { on: true, threshold, period });
     if (previous && previous !== session) this.log.info({}, 'sync subscriber replaced');
     this.log.info({ syncThreshold: threshold, syncPeriod: period }, 'saru-syncd subscribed to sync events');
-    session.onClose(() => {
-      if (this.syncSession !== session) return;
-      this.syncSession = null;
-      this.log.info({}, 'saru-syncd unsubscribed (connection closed)');
-      this.dataplane?.request('subscribe', { on: false }).catch(() => {});
-    });
   }
 
   private async handle(req: ControlRequest, session: ControlSession): Promise<ControlResponse> {
