@@ -105,6 +105,7 @@ export interface ControlRequest {
   syncInject?: { records?: Uint8Array; count?: number };
   syncDump?: { cursor?: number; max?: number };
   syncStatus?: Record<string, never>;
+  syncAcked?: { records?: number };
 }
 
 /** Sync records (core/conn/record.ts): pushed sync events or a dump page. */

@@ -25,7 +25,8 @@ export type WorkerRequest =
   | { id: number; op: 'slice'; owned: number[]; epoch: number; change: SliceChange }
   | { id: number; op: 'lease'; until: number }
   | { id: number; op: 'neigh'; entries: NeighbourEntry[]; gateway4?: string; gateway6?: string }
-  | { id: number; op: 'subscribe'; on: boolean; threshold?: number; period?: number }
+  | { id: number; op: 'subscribe'; on: boolean; threshold?: number; period?: number; newSubscriber?: boolean; generation?: number }
+  | { id: number; op: 'acked'; records: number }
   | { id: number; op: 'inject'; bytes: Uint8Array; count: number }
   | { id: number; op: 'dump'; cursor: number; max: number }
   | { id: number; op: 'stop' };
@@ -54,8 +55,10 @@ export interface WorkerReply {
   realServers?: string[];
   ready?: ReadyInfo;
   inject?: InjectResult;
+  /** Draining buckets released by an 'acked'. */
+  released?: number;
   /** Sync records: a dump page (next = slot to continue from, -1 done) or, with id -2, sync events. */
-  records?: { bytes: Uint8Array; count: number; next: number; epoch: number };
+  records?: { bytes: Uint8Array; count: number; next: number; epoch: number; generation?: number };
 }
 
 /** The data-plane worker, seen from the control thread. */
@@ -70,7 +73,7 @@ export class DataplaneHost {
   /** Called once if the worker dies or fails while running (not on stop()). */
   onFailure: (e: Error) => void = () => {};
   /** Sync events from the data plane while subscribed ('subscribe' op): sync records and their epoch. */
-  onSyncRecords: (bytes: Uint8Array, count: number, epoch: number) => void = () => {};
+  onSyncRecords: (bytes: Uint8Array, count: number, epoch: number, generation: number) => void = () => {};
   private stopping = false;
 
   constructor(ifname: string, ioMode: 'ring' | 'mmsg' | null, init: DataplaneInit) {
@@ -93,7 +96,7 @@ export class DataplaneHost {
         return;
       }
       if (reply.id === -2) {
-        if (reply.records) this.onSyncRecords(reply.records.bytes, reply.records.count, reply.records.epoch);
+        if (reply.records) this.onSyncRecords(reply.records.bytes, reply.records.count, reply.records.epoch, reply.records.generation ?? 0);
         return;
       }
       if (reply.id === -1) {

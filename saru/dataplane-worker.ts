@@ -21,9 +21,9 @@ function errorReply(id: number, e: unknown): WorkerReply {
 }
 
 /** Sync records go to the control thread as unsolicited replies (id -2), their buffer transferred, not copied. */
-function sinkTo(ctl: MessagePort) {
+function sinkTo(ctl: MessagePort, generation: number) {
   return (bytes: Uint8Array, count: number, epoch: number): void => {
-    const reply: WorkerReply = { id: -2, ok: true, records: { bytes, count, next: -1, epoch } };
+    const reply: WorkerReply = { id: -2, ok: true, records: { bytes, count, next: -1, epoch, generation } };
     ctl.postMessage(reply, [bytes.buffer as ArrayBuffer]);
   };
 }
@@ -48,8 +48,10 @@ function handle(dp: Dataplane, req: WorkerRequest, ctl: MessagePort): WorkerRepl
       dp.setNeighbours(req.entries, req.gateway4, req.gateway6);
       return { id: req.id, ok: true };
     case 'subscribe':
-      dp.setSyncSink(req.on ? sinkTo(ctl) : null, req.threshold, req.period);
+      dp.setSyncSink(req.on ? sinkTo(ctl, req.generation ?? 0) : null, req.threshold, req.period, req.newSubscriber ?? true);
       return { id: req.id, ok: true };
+    case 'acked':
+      return { id: req.id, ok: true, released: dp.syncAcked(req.records) };
     case 'inject':
       return { id: req.id, ok: true, inject: dp.injectRecords(req.bytes, req.count) };
     case 'dump': {

@@ -169,6 +169,12 @@ export class Dataplane {
   /** Entries received from peers (injected) and what became of them. */
   private readonly injected: InjectResult = { created: 0, updated: 0, removed: 0, notFound: 0, rejected: 0 };
   private syncSink: SyncSink | null = null;
+  /** Records handed to the current subscriber since it subscribed (the numbering of syncAcked()). */
+  private syncEmitted = 0;
+  /** Handed-over buckets whose own connections were sent to the subscriber as records up to `barrier`. */
+  private drainBarriers: Array<{ barrier: number; buckets: number[] }> = [];
+  /** Draining buckets released because peers acknowledged their connections, not because they closed. */
+  private drainReleasedBySync = 0;
   private syncBytes: Uint8Array | null = null;
   private syncView: DataView | null = null;
   private syncCount = 0;
@@ -243,11 +249,66 @@ export class Dataplane {
    * @throws SaruError SARU_ERR_INVALID_ARGUMENT for a threshold/period the
    *   table refuses (period must be 0 or greater than the threshold).
    */
-  setSyncSink(sink: SyncSink | null, threshold?: number, period?: number): void {
+  setSyncSink(sink: SyncSink | null, threshold?: number, period?: number, newSubscriber = true): void {
     if (threshold !== undefined && period !== undefined) this.engine.table.setSyncPolicy(threshold, period);
     this.collectSync();
     if (this.syncCount > 0) this.flushSync();
     this.syncSink = sink;
+    if (newSubscriber || sink === null) {
+      this.syncEmitted = 0;
+      this.drainBarriers = [];
+    }
+  }
+
+  /**
+   * The subscriber reports that every live peer holds the first `records`
+   * records sent to it since it subscribed (saru-syncd's acknowledgements).
+   * Handed-over buckets whose own connections were all sent by then are
+   * released at once: the new owners hold those connections as synced
+   * entries and forward them (DESIGN section 4: "until they are synced or
+   * closed"). Returns the buckets released.
+   */
+  syncAcked(records: number): number {
+    let released = 0;
+    const done = this.drainBarriers.filter((d) => d.barrier <= records);
+    if (done.length === 0) return 0;
+    this.drainBarriers = this.drainBarriers.filter((d) => d.barrier > records);
+    const slice = this.slice;
+    const free = new Set<number>();
+    for (const d of done) for (const b of d.buckets) if (slice.draining[b] === 1 && slice.owned[b] !== 1) free.add(b);
+    if (free.size === 0) return 0;
+    const keep: number[] = [];
+    for (let b = 0; b < slice.buckets; b++) if (slice.draining[b] === 1 && !free.has(b)) keep.push(b);
+    slice.setDraining(keep);
+    this.programFilter();
+    released = free.size;
+    this.drainReleasedBySync += released;
+    return released;
+  }
+
+  /**
+   * With a subscriber: raise a sync event for every own connection in the
+   * buckets just handed over, send them at once, and remember the record
+   * count that covers them (syncAcked() releases the buckets then).
+   */
+  private syncHandedOver(buckets: number[]): void {
+    if (this.syncSink === null || buckets.length === 0) return;
+    const slice = this.slice;
+    const t = this.engine.table;
+    const set = new Uint8Array(slice.buckets);
+    for (const b of buckets) set[b] = 1;
+    const c = new Uint32Array(4);
+    const v = new Uint32Array(4);
+    this.collectSync();
+    t.forEach((idx) => {
+      if (t.isSynced(idx)) return;
+      t.copyClientAddr(idx, c);
+      t.copyVirtualAddr(idx, v);
+      if (set[slice.bucket(c, t.clientPort(idx), v, t.virtualPort(idx))] === 1 || t.isTemplate(idx)) t.requestSync(idx);
+    });
+    this.collectSync();
+    if (this.syncCount > 0) this.flushSync();
+    this.drainBarriers.push({ barrier: this.syncEmitted, buckets });
   }
 
   /** Move pending sync events into the record batch (or count them as discarded). */
@@ -276,6 +337,7 @@ export class Dataplane {
     this.syncView = null;
     this.syncCount = 0;
     this.syncEventsSent += count;
+    this.syncEmitted += count;
     this.syncBatchesSent++;
     this.syncSink?.(count === SYNC_BATCH_RECORDS ? bytes : bytes.slice(0, count * SYNC_RECORD.SIZE), count, this.slice.epoch);
   }
@@ -411,9 +473,11 @@ export class Dataplane {
     if (change.leaseUntil !== undefined) this.leaseUntil = change.leaseUntil;
     this.leaseExpired = !(this.leaseClock.now() < this.leaseUntil);
     slice.setOwned(this.leaseExpired ? [] : owned, epoch);
+    const newlyHanded = (change.handOver ?? []).filter((b) => slice.draining[b] !== 1 && draining.has(b));
     slice.setDraining(draining);
     this.nextSweep = this.clock.now() + DRAIN_SWEEP_MS;
     this.programFilter();
+    this.syncHandedOver(newlyHanded);
   }
 
   /**
@@ -549,6 +613,7 @@ export class Dataplane {
     counters.syncEventsSent = this.syncEventsSent;
     counters.syncBatchesSent = this.syncBatchesSent;
     counters.syncSubscribed = this.syncSink !== null ? 1 : 0;
+    counters.drainReleasedBySync = this.drainReleasedBySync;
     counters.injectCreated = this.injected.created;
     counters.injectUpdated = this.injected.updated;
     counters.injectRemoved = this.injected.removed;

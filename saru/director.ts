@@ -10,6 +10,7 @@
  * it added. A graceful stop first leaves the cluster: it hands its buckets
  * over and finishes its own connections in them (bounded by drain_timeout).
  */
+import { dirname, join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import {
   ErrorCode,
@@ -150,7 +151,7 @@ export class Director {
       );
 
       this.warnIfForwarding();
-      this.hostStack = new HostStack({ table: cfg.nftTable, interface: cfg.interface }, { run: this.deps.run, log: this.deps.log.child({ component: 'hoststack' }) });
+      this.hostStack = new HostStack({ table: cfg.nftTable, interface: cfg.interface, addedFile: join(dirname(cfg.controlSocket), `${cfg.nftTable}.vips`) }, { run: this.deps.run, log: this.deps.log.child({ component: 'hoststack' }) });
       await this.applyHostStack();
 
       this.neighbours = new NeighbourResolver(
@@ -264,6 +265,10 @@ export class Director {
   private syncSession: ControlSession | null = null;
   /** Sync event batches dropped because the subscriber did not keep up. */
   private syncPushDropped = 0;
+  /** Every record of the current subscription reached it, so its SyncAcked counts ours. */
+  private syncAckNumbering = true;
+  /** Counts subscriptions; the data plane tags records with the one they were raised for. */
+  private syncGeneration = 0;
 
   /**
    * saru-syncd subscribes: sync events go to this session from now on (a
@@ -273,8 +278,19 @@ export class Director {
     const dp = this.dataplane!;
     const previous = this.syncSession;
     this.syncSession = session;
-    dp.onSyncRecords = (records, count, epoch) => {
-      if (!this.syncSession?.push({ records: { records, count, epoch, next: -1 } })) this.syncPushDropped++;
+    if (previous !== session) {
+      this.syncAckNumbering = true;
+      this.syncGeneration++;
+    }
+    const generation = this.syncGeneration;
+    dp.onSyncRecords = (records, count, epoch, gen) => {
+      // Records raised for an earlier subscriber are not this one's: they would skew its count (SyncAcked).
+      if (gen !== this.syncGeneration) return;
+      if (!this.syncSession?.push({ records: { records, count, epoch, next: -1 } })) {
+        this.syncPushDropped++;
+        // syncd's count of records no longer matches ours: its SyncAcked cannot be trusted on this session.
+        this.syncAckNumbering = false;
+      }
     };
     if (previous !== session) {
       session.onClose(() => {
@@ -284,7 +300,7 @@ export class Director {
         this.dataplane?.request('subscribe', { on: false }).catch(() => {});
       });
     }
-    await dp.request('subscribe', { on: true, threshold, period });
+    await dp.request('subscribe', { on: true, threshold, period, newSubscriber: previous !== session, generation });
     if (previous && previous !== session) this.log.info({}, 'sync subscriber replaced');
     this.log.info({ syncThreshold: threshold, syncPeriod: period }, 'saru-syncd subscribed to sync events');
   }
@@ -316,6 +332,12 @@ export class Director {
       const records = new Uint8Array(req.syncInject.records ?? new Uint8Array(0));
       const r = await dp.request('inject', { bytes: records, count: req.syncInject.count ?? 0 });
       return { inject: r.inject! };
+    }
+    if (req.syncAcked) {
+      if (session !== this.syncSession || !this.syncAckNumbering) return { text: 'ignored: not the sync subscriber, or records were dropped on the way\n' };
+      const r = await dp.request('acked', { records: req.syncAcked.records ?? 0 });
+      if (r.released) this.log.info({ buckets: r.released }, 'handed-over buckets released: their connections are synced to every peer');
+      return { text: `released ${r.released ?? 0}\n` };
     }
     if (req.syncDump) {
       const r = await dp.request('dump', { cursor: req.syncDump.cursor ?? 0, max: req.syncDump.max || 8192 });

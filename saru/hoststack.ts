@@ -21,6 +21,7 @@
  * logic is tested with a recording fake and, as root, in a namespace.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { ErrorCode, IpAddress, MAX_BUCKETS, SaruError } from '../core/index.js';
 
@@ -201,6 +202,15 @@ export interface HostStackInit {
   interface: string;
   /** Add missing VIPs to the interface (and remove them again); default true. */
   manageAddresses?: boolean;
+  /**
+   * File listing the VIPs this daemon added (one per line; under /run, so it
+   * goes with a reboot, as the addresses do). A daemon killed with SIGKILL
+   * leaves its VIPs on the interface; the next one adopts those listed here,
+   * so a later stop removes them. Without it, such a VIP would stay after
+   * the stop with no rules, and the kernel would answer every segment sent
+   * to it with a reset, on every director's shared segment. Default: none.
+   */
+  addedFile?: string;
 }
 
 export interface HostStackLog {
@@ -272,6 +282,18 @@ export class HostStack {
       if (this.init.manageAddresses === false) return;
       const present = await this.addresses();
       const wanted = new Map(spec.vips.map((v) => [v.text, v] as const));
+      if (!this.adoptedLeftovers) {
+        this.adoptedLeftovers = true;
+        for (const text of this.readAddedFile()) {
+          if (!present.has(text) || this.added.has(text)) continue;
+          try {
+            this.added.set(text, IpAddress.parse(text));
+            this.log.info({ vip: text, interface: this.init.interface }, 'VIP left by a previous saru adopted (it will be removed on stop)');
+          } catch {
+            // not an address: ignore the line
+          }
+        }
+      }
       for (const [text, vip] of [...wanted].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         if (present.has(text)) continue;
         await this.check('ip', addrArgs('add', vip, this.init.interface));
@@ -283,7 +305,31 @@ export class HostStack {
         await this.deleteAddress(vip);
         this.added.delete(text);
       }
+      this.writeAddedFile();
     });
+  }
+
+  private adoptedLeftovers = false;
+
+  private readAddedFile(): string[] {
+    const f = this.init.addedFile;
+    if (f === undefined) return [];
+    try {
+      return readFileSync(f, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+    } catch {
+      return [];
+    }
+  }
+
+  private writeAddedFile(): void {
+    const f = this.init.addedFile;
+    if (f === undefined) return;
+    try {
+      if (this.added.size === 0) rmSync(f, { force: true });
+      else writeFileSync(f, [...this.added.keys()].sort().join('\n') + '\n');
+    } catch (e) {
+      this.log.warn({ file: f, err: (e as Error).message }, 'cannot record the VIPs added');
+    }
   }
 
   /**
@@ -297,6 +343,7 @@ export class HostStack {
         await this.deleteAddress(vip);
         this.added.delete(text);
       }
+      this.writeAddedFile();
       const table = this.table ?? this.init.table ?? DEFAULT_TABLE;
       const r = await this.run('nft', ['delete', 'table', 'inet', table]);
       if (r.code !== 0 && !/No such file or directory/i.test(r.stderr)) throw commandError('nft', ['delete', 'table', 'inet', table], r);

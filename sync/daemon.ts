@@ -48,6 +48,9 @@ export class SyncDaemon {
   private epoch = 0;
   private stopped = false;
   private nodeStarted: Promise<void> | null = null;
+  /** Records given to the node, and that count when the current subscription began (SyncAcked numbering). */
+  private submitted = 0;
+  private subscriptionBase = 0;
 
   constructor(
     private readonly config: SyncConfig,
@@ -78,9 +81,13 @@ export class SyncDaemon {
             this.epoch = epoch;
             this.node?.setEpoch(epoch);
           }
-          this.node?.submit(batch);
+          if (this.node) {
+            this.node.submit(batch);
+            this.submitted += batch.count;
+          }
         },
         onConnect: (first) => {
+          this.subscriptionBase = this.submitted;
           void this.checkNodeId();
           if (first) {
             this.nodeStarted = this.startNode().catch((e: Error) => {
@@ -133,6 +140,7 @@ export class SyncDaemon {
       clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
     };
     const nodeLog = this.log.child({ component: 'node' });
+    const link = this.link!;
     this.transport = new UdpSyncTransport(
       { ifname: cfg.interface, group: cfg.mcastGroup, port: cfg.mcastPort, ttl: cfg.mcastTtl, peers: cfg.peers },
       { onMessage: (bytes, from) => this.node?.receive(bytes, from), log: this.log.child({ component: 'transport' }) },
@@ -145,7 +153,19 @@ export class SyncDaemon {
         aliveIntervalMs: cfg.aliveIntervalMs,
         ringDatagrams: cfg.ringDatagrams,
       },
-      { codec: this.codec!, transport: this.transport, local: this.link!, timers, log: nodeLog },
+      {
+        codec: this.codec!,
+        transport: this.transport,
+        local: {
+          inject: (b) => link.inject(b),
+          dump: (cursor, max) => link.dump(cursor, max),
+          ready: (synced) => link.ready(synced),
+          // The node counts records since it was built; saru since this subscription began.
+          acked: (records) => link.acked(records - this.subscriptionBase),
+        },
+        timers,
+        log: nodeLog,
+      },
     );
     await this.transport.start();
     if (this.stopped) {

@@ -59,6 +59,8 @@ export interface DirectorLinkCounters {
   dumpRequests: number;
   readySent: number;
   queuedRecords: number;
+  /** SyncAcked requests sent. */
+  ackedSent: number;
 }
 
 type DumpPage = { batch: RecordBatch; next: number };
@@ -84,7 +86,7 @@ export class DirectorLink implements SyncLocal {
   readonly counters: DirectorLinkCounters = {
     connects: 0, disconnects: 0, eventRecords: 0, eventBatches: 0, injectRequests: 0, injectedRecords: 0,
     created: 0, updated: 0, removed: 0, notFound: 0, rejected: 0, injectDropped: 0, injectErrors: 0,
-    dumpRequests: 0, readySent: 0, queuedRecords: 0,
+    dumpRequests: 0, readySent: 0, queuedRecords: 0, ackedSent: 0,
   };
 
   constructor(
@@ -97,6 +99,21 @@ export class DirectorLink implements SyncLocal {
     this.maxQueuedRecords = init.maxQueuedRecords ?? 2_000_000;
     this.syncThreshold = init.syncThreshold;
     this.syncPeriod = init.syncPeriod;
+  }
+
+  /** The highest SyncAcked sent on the current connection. */
+  private ackSent = 0;
+
+  /**
+   * Tell saru that every live peer holds the first `records` records of this
+   * subscription (SyncAcked; only when it grew). Not queued behind injects.
+   */
+  acked(records: number): void {
+    const client = this.client;
+    if (client === null || !(records > this.ackSent)) return;
+    this.ackSent = records;
+    this.counters.ackedSent++;
+    client.request({ syncAcked: { records } }).catch((e: Error) => this.deps.log.debug({ err: e.message }, 'SyncAcked failed'));
   }
 
   /** Whether saru is connected and subscribed. */
@@ -171,6 +188,7 @@ export class DirectorLink implements SyncLocal {
       return;
     }
     this.client = client;
+    this.ackSent = 0;
     this.counters.connects++;
     const first = !this.everConnected;
     this.everConnected = true;

@@ -72,6 +72,11 @@
  *
  * 7. The dump must reflect every inject() made before local.dump() was
  *    called (an ack this node sent promises the dump holds those entries).
+ *
+ * 8. Acknowledged records. Records given to submit() are counted; once every
+ *    live peer's Alive acks the data datagram that carried record k, k is
+ *    reported to local.acked() (saru ends a graceful handover's drain with
+ *    it). A peer that dies stops holding it back.
  */
 import { ErrorCode, SaruError, SYNC_RECORD, SYNC_RECORD_FLAG } from '../core/index.js';
 import type { SyncCodec } from './codec.js';
@@ -601,6 +606,10 @@ export class SyncNode {
   private epoch = 0;
   private seq = 0;
   private dataSeq = 0;
+  /** Records put into data datagrams so far, and (dataSeq, records sent through it) marks not yet acknowledged by every live peer. */
+  private recordsSent = 0;
+  private recordsAcked = 0;
+  private readonly sentMarks: Array<{ ds: number; records: number }> = [];
   private isSynced = false;
   private sessionCounter = 0;
 
@@ -815,11 +824,29 @@ export class SyncNode {
 
   private sendData(batch: RecordBatch): void {
     const ds = ++this.dataSeq;
+    this.recordsSent += batch.count;
+    this.sentMarks.push({ ds, records: this.recordsSent });
     const slot = ds % this.ringSize;
     this.ringSeq[slot] = ds;
     this.ringBatch[slot] = batch;
     this.c.entriesSent += batch.count;
     this.send({ kind: 'entries', dataSeq: ds, entries: batch }, null);
+  }
+
+  /**
+   * The records every live peer has acknowledged (their Alive acks of our
+   * data sequence numbers): tell local.acked(). Saru uses it to end a
+   * graceful handover's drain once the new owners hold its connections.
+   */
+  private advanceAcked(): void {
+    let min = this.dataSeq;
+    for (const p of this.peers.values()) if (p.alive) min = Math.min(min, p.ackedUs);
+    let acked = this.recordsAcked;
+    while (this.sentMarks.length > 0 && this.sentMarks[0]!.ds <= min) acked = this.sentMarks.shift()!.records;
+    if (acked > this.recordsAcked) {
+      this.recordsAcked = acked;
+      this.deps.local.acked?.(acked);
+    }
   }
 
   private oldestDataSeq(): number {
@@ -877,6 +904,7 @@ export class SyncNode {
     }
     this.log('info', { peer: p.nodeId, incarnation: p.incarnation, epoch: this.epoch }, 'sync peer down');
     if (this.bulk && !this.bulk.closed && this.bulk.source === p) this.bulkSourceFailed('source down');
+    this.advanceAcked(); // a dead peer no longer holds the acknowledgement back
   }
 
   // --- receiving ---------------------------------------------------------------------
@@ -1169,6 +1197,7 @@ export class SyncNode {
       if (a.nodeId === this.nodeId && a.incarnation === this.incarnation) p.ackedUs = a.contiguous;
     }
     this.learnKnown(p, b.lastDataSeq);
+    this.advanceAcked();
     this.checkUnrecoverable(p);
     this.scheduleNack(p);
     if (this.bulk && !this.bulk.closed && this.bulk.source === p && !this.bulk.requested) this.tryBulkRequest();

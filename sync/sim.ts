@@ -110,6 +110,8 @@ export class FakeLocal implements SyncLocal {
   injectedBatches = 0;
   injectedRecords = 0;
   dumps = 0;
+  /** The last acked() count: records every live peer holds (of the node's current incarnation). */
+  ackedRecords = 0;
 
   constructor(
     private readonly clock: ManualClock,
@@ -121,6 +123,10 @@ export class FakeLocal implements SyncLocal {
 
   get size(): number {
     return this.map.size;
+  }
+
+  acked(records: number): void {
+    this.ackedRecords = records;
   }
 
   inject(batch: RecordBatch): void {

@@ -122,6 +122,12 @@ export interface SyncLocal {
   dump(cursor: number, max: number): Promise<{ batch: RecordBatch; next: number }>;
   /** The bulk resync finished (true) or is needed again (false): saru's SyncReady. */
   ready(synced: boolean): void;
+  /**
+   * Every live peer has acknowledged the first `records` records ever given
+   * to submit() (a running count since the node was built). Called when the
+   * count grows; optional.
+   */
+  acked?(records: number): void;
 }
 
 /** Injected time: the monotonic clock (ms) and timers. */

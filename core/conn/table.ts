@@ -789,6 +789,15 @@ export class ConnTable {
     this.syncPeriod = period;
   }
 
+  /**
+   * Raise a sync event for entry `idx` now, whatever its packet count (a
+   * graceful handover sends the current state of the connections it hands
+   * over). Counted as any event; no-op for a free slot.
+   */
+  requestSync(idx: number): void {
+    if (this.isLive(idx)) this.pushSync(idx);
+  }
+
   private pushSync(idx: number): void {
     if (this.ringTail - this.ringHead > this.ringMask) {
       this.counters.syncOverflow++;

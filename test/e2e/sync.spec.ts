@@ -55,6 +55,7 @@ interface LongconnResult {
   });
 
   after(async () => {
+    if (process.env.SARU_KEEP_TESTBED === '1') return; // for a post-mortem: npm run testbed -- down --prefix sy
     await tb?.down();
   });
 
@@ -134,6 +135,27 @@ interface LongconnResult {
 
   it('200 long-lived connections survive 10 rounds of killing and restarting a random director', async () => {
     await killRounds(10, 7);
+  });
+
+  it('SIGTERM on the director carrying a download: the handover ends as soon as peers hold its connections, and the download completes', async () => {
+    await tb.waitForAllocation([1, 2, 3], 20_000);
+    const size = 12 * 1024 * 1024;
+    const download = tb.exec(tb.nsName('client'), 'bash', ['-c', `curl -s --fail --max-time 90 --limit-rate 1M http://${VIP}/bytes/${size} | sha256sum`], { timeoutMs: 120_000 });
+    await sleep(1500);
+    const c = await carrier();
+    const t0 = Date.now();
+    await tb.stopDirector(c, 30_000);
+    const stopMs = Date.now() - t0;
+    await tb.stopSyncd(c);
+    const d = await download;
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal(d.stdout.split(' ')[0], sha256Pattern(size), 'the download through the leaving director completed intact');
+    // Without saru-syncd it would drain until the download ended (about 10 s more) or drain_timeout (60 s).
+    assert.ok(stopMs < 5000, `the leave took ${stopMs} ms`);
+    const log = readFileSync(`${tb.directorDir(c)}/saru.log`, 'utf8');
+    assert.match(log, /handed-over buckets released: their connections are synced to every peer/);
+    await restart(c);
+    await tb.waitForAllocation([1, 2, 3], 20_000);
   });
 
   describe('with 10% loss on the cluster bridge', () => {

@@ -304,3 +304,43 @@ describe('data plane sync (subscribe, inject, dump)', () => {
     assert.ok(pages >= 5);
   });
 });
+
+describe('data plane: a handover ends once peers hold the connections (SyncAcked)', () => {
+  it('sends the handed-over own connections at once and releases their buckets when that count is acknowledged', () => {
+    const { port, dp } = rig({ owned: [5, 6, 7] });
+    const got: number[] = [];
+    dp.setSyncSink((_bytes, count) => got.push(count), 3, 50);
+    port.inject(syn(1024 + 5)); // bucket 5, one packet: below the sync threshold
+    port.inject(syn(1024 + 6)); // bucket 6
+    port.inject(syn(2048 + 5)); // bucket 5 again
+    while (dp.runOnce(0) > 0);
+    assert.deepEqual(got, [], 'no event yet: one packet each');
+    dp.setSlice([6, 7], 2, { handOver: [5] });
+    // the two own connections of bucket 5 were raised and sent at the handover
+    assert.deepEqual(got, [2]);
+    assert.equal(dp.status().draining, 1);
+    assert.equal(dp.syncAcked(1), 0, 'not all of them acknowledged yet');
+    assert.equal(dp.status().draining, 1);
+    assert.equal(dp.syncAcked(2), 1, 'bucket 5 released');
+    const st = dp.status();
+    assert.equal(st.draining, 0);
+    assert.equal(st.counters.drainReleasedBySync, 1);
+    assert.equal(dp.syncAcked(10), 0, 'nothing left to release');
+  });
+
+  it('without a subscriber, or after the subscriber changed, nothing is released early', () => {
+    const { port, dp } = rig({ owned: [5, 6] });
+    port.inject(syn(1024 + 5));
+    while (dp.runOnce(0) > 0);
+    dp.setSlice([6], 2, { handOver: [5] });
+    assert.equal(dp.syncAcked(1_000_000), 0, 'no subscriber: the drain waits for the connection to close');
+    const rig2 = rig({ owned: [5, 6] });
+    rig2.dp.setSyncSink(() => {}, 3, 50);
+    rig2.port.inject(syn(1024 + 5));
+    while (rig2.dp.runOnce(0) > 0);
+    rig2.dp.setSlice([6], 2, { handOver: [5] });
+    rig2.dp.setSyncSink(() => {}, 3, 50, true); // a new subscriber: its count starts again
+    assert.equal(rig2.dp.syncAcked(1_000_000), 0);
+    assert.equal(rig2.dp.status().draining, 1);
+  });
+});

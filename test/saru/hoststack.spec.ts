@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, IpAddress } from '../../core/index.js';
@@ -163,6 +163,28 @@ describe('saru/hoststack', () => {
       assert.match(sys.tables.get('saru')!, /0\.0\.0\.8-0\.0\.0\.15/);
       // 198.18.0.100 was there before us: it stays although it is no longer a VIP.
       assert.deepEqual(sys.addrs.get('eth1'), new Set(['198.18.0.100', '198.18.0.102']));
+    });
+
+    it('adopts the VIPs a killed predecessor listed in its added file, and removes them on stop', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'saru-hs-'));
+      try {
+        const file = join(dir, 'saru.vips');
+        const first = new FakeSystem({ eth1: ['198.18.0.1'] });
+        const a = new HostStack({ interface: 'eth1', addedFile: file }, { run: first.run });
+        await a.apply({ vips: [ip('198.18.0.100')], buckets: 16, echoOwned: [] });
+        assert.equal(readFileSync(file, 'utf8'), '198.18.0.100\n');
+        // a is killed (no remove()): the VIP stays on the interface; the next daemon adopts it
+        const sys = new FakeSystem({ eth1: ['198.18.0.1', '198.18.0.100', '198.18.0.200'] });
+        writeFileSync(file, '198.18.0.100\n198.18.0.99\n');
+        const b = new HostStack({ interface: 'eth1', addedFile: file }, { run: sys.run });
+        await b.apply({ vips: [ip('198.18.0.100'), ip('198.18.0.200')], buckets: 16, echoOwned: [] });
+        assert.deepEqual(b.addedAddresses(), ['198.18.0.100'], 'listed and present: adopted; present but not listed (.200): not ours');
+        await b.remove();
+        assert.deepEqual(sys.addrs.get('eth1'), new Set(['198.18.0.1', '198.18.0.200']));
+        assert.equal(existsSync(file), false, 'nothing added any more: the file is gone');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('a changed table name deletes the old table in the same transaction', async () => {
