@@ -144,8 +144,35 @@ export interface SyncNodeDeps {
   log?: SyncLog;
 }
 
-/** One peer in status(). Counters count since this node started (they survive the peer's restarts). */
-export interface SyncPeerStatus {
+/**
+ * A peer's counters, since this node started (they survive the peer's
+ * restarts). All but restarts also have a total of the same name in
+ * status(); its datagramsReceived also counts datagrams dropped before they
+ * could be told apart by peer.
+ */
+export interface SyncPeerCounters {
+  datagramsReceived: number;
+  entriesReceived: number;
+  /** Data datagrams received twice (network duplicates, retransmissions that crossed). */
+  duplicates: number;
+  /** Entries not injected because a newer version of the same connection was already injected. */
+  superseded: number;
+  /** Missing data datagrams detected. */
+  gaps: number;
+  /** Missing datagrams gone from its ring (skipped, covered by a gap resync). */
+  unrecoverable: number;
+  nacksSent: number;
+  nacksReceived: number;
+  /** Data datagrams we resent to it on its NACKs. */
+  retransmitted: number;
+  /** Resync sessions we completed for it. */
+  resyncsServed: number;
+  /** Times it restarted (a newer incarnation). */
+  restarts: number;
+}
+
+/** One peer in status(). */
+export interface SyncPeerStatus extends SyncPeerCounters {
   nodeId: number;
   /** "address:port" last heard from ('' when only known from another node's acks). */
   address: string;
@@ -166,24 +193,6 @@ export interface SyncPeerStatus {
   acked: number;
   /** Our data datagrams it has not acknowledged: dataSeq - acked. */
   behind: number;
-  datagramsReceived: number;
-  entriesReceived: number;
-  /** Data datagrams received twice (network duplicates, retransmissions that crossed). */
-  duplicates: number;
-  /** Entries not injected because a newer version of the same connection was already injected. */
-  superseded: number;
-  /** Missing data datagrams detected. */
-  gaps: number;
-  /** Missing datagrams gone from its ring (skipped, covered by a gap resync). */
-  unrecoverable: number;
-  nacksSent: number;
-  nacksReceived: number;
-  /** Data datagrams we resent to it on its NACKs. */
-  retransmitted: number;
-  /** Resync sessions we completed for it. */
-  resyncsServed: number;
-  /** Times it restarted (a newer incarnation). */
-  restarts: number;
 }
 
 /** status(): plain JSON. Totals are top-level numbers (saruadm prints them as counters). */
@@ -509,18 +518,8 @@ interface Peer {
   synced: boolean;
   acks: PeerAck[];
   ackedUs: number;
-  // Counters.
-  datagramsReceived: number;
-  entriesReceived: number;
-  duplicates: number;
-  superseded: number;
-  gaps: number;
-  unrecoverable: number;
-  nacksSent: number;
-  nacksReceived: number;
-  retransmitted: number;
-  resyncsServed: number;
-  restarts: number;
+  /** Its counters, as status() shows them. */
+  n: SyncPeerCounters;
 }
 
 /** A resync this node asked for: the whole table ('bulk') or one sender's own entries ('gap'). */
@@ -849,6 +848,12 @@ export class SyncNode {
     }
   }
 
+  /** Count `by` on peer `p` and in the totals. */
+  private count(p: Peer, key: Exclude<keyof SyncPeerCounters, 'datagramsReceived' | 'restarts'>, by = 1): void {
+    p.n[key] += by;
+    this.c[key] += by;
+  }
+
   private oldestDataSeq(): number {
     return this.dataSeq === 0 ? 0 : Math.max(1, this.dataSeq - this.ringSize + 1);
   }
@@ -949,7 +954,7 @@ export class SyncNode {
     p.address = { address: from.address, port: from.port };
     p.lastHeard = this.now();
     p.epoch = msg.epoch;
-    p.datagramsReceived++;
+    p.n.datagramsReceived++;
     if (!p.alive) {
       p.alive = true;
       this.log('info', { peer: p.nodeId, incarnation: p.incarnation, address: addr(p.address), epoch: this.epoch }, 'sync peer up');
@@ -1006,17 +1011,7 @@ export class SyncNode {
       synced: false,
       acks: [],
       ackedUs: 0,
-      datagramsReceived: 0,
-      entriesReceived: 0,
-      duplicates: 0,
-      superseded: 0,
-      gaps: 0,
-      unrecoverable: 0,
-      nacksSent: 0,
-      nacksReceived: 0,
-      retransmitted: 0,
-      resyncsServed: 0,
-      restarts: 0,
+      n: { datagramsReceived: 0, entriesReceived: 0, duplicates: 0, superseded: 0, gaps: 0, unrecoverable: 0, nacksSent: 0, nacksReceived: 0, retransmitted: 0, resyncsServed: 0, restarts: 0 },
     };
   }
 
@@ -1024,7 +1019,7 @@ export class SyncNode {
   private peerRestarted(p: Peer, incarnation: number): void {
     this.log('info', { peer: p.nodeId, from: p.incarnation, to: incarnation, epoch: this.epoch }, 'sync peer restarted');
     p.incarnation = incarnation;
-    p.restarts++;
+    p.n.restarts++;
     p.replayTop = 0;
     p.replayBits.fill(0);
     p.fresh = false;
@@ -1111,8 +1106,7 @@ export class SyncNode {
     const lo = Math.max(before, c);
     if (k > lo) {
       const n = k - lo - p.above.countIn(lo + 1, k);
-      p.gaps += n;
-      this.c.gaps += n;
+      this.count(p, 'gaps', n);
     }
     if (k > c) p.gapQueue.push([k, this.now()]);
   }
@@ -1135,8 +1129,7 @@ export class SyncNode {
     if (d < 1) return;
     if (p.fresh) this.placeFresh(p, d - 1);
     if (d <= p.upTo || p.above.has(d)) {
-      p.duplicates++;
-      this.c.duplicates++;
+      this.count(p, 'duplicates');
       return;
     }
     const aboveGap = d > p.upTo + 1;
@@ -1149,8 +1142,7 @@ export class SyncNode {
       const bytes = batch.bytes;
       const before = batch.count;
       batch = filterBatch(batch, (i) => (order.get(syncRecordKey(bytes, i)) ?? 0) <= d);
-      p.superseded += before - batch.count;
-      this.c.superseded += before - batch.count;
+      this.count(p, 'superseded', before - batch.count);
     }
     const resyncing = this.bulkTouched !== null || this.gaps.size > 0;
     if (batch.count > 0 && (aboveGap || resyncing)) {
@@ -1174,8 +1166,7 @@ export class SyncNode {
     }
     if (batch.count > 0) {
       this.deps.local.inject(batch);
-      p.entriesReceived += batch.count;
-      this.c.entriesReceived += batch.count;
+      this.count(p, 'entriesReceived', batch.count);
     }
     this.advance(p);
     this.scheduleNack(p);
@@ -1211,8 +1202,7 @@ export class SyncNode {
     if (top <= c) return;
     const n = top - c - p.above.countIn(c + 1, top);
     if (n <= 0) return;
-    p.unrecoverable += n;
-    this.c.unrecoverable += n;
+    this.count(p, 'unrecoverable', n);
     p.ackCap = Math.min(p.ackCap, c);
     p.above.addRange(c + 1, top);
     this.advance(p);
@@ -1255,8 +1245,7 @@ export class SyncNode {
       if (ranges.length > 0) {
         const body: NackBody = { kind: 'nack', target: p.nodeId, targetIncarnation: p.incarnation, ranges };
         this.send(body, p.address);
-        p.nacksSent++;
-        this.c.nacksSent++;
+        this.count(p, 'nacksSent');
         p.nackedUpTo = Math.max(p.nackedUpTo, ranges[ranges.length - 1]![1]);
         if (full) p.lastFullNackAt = now;
       }
@@ -1270,8 +1259,7 @@ export class SyncNode {
       this.c.unknownTarget++;
       return;
     }
-    p.nacksReceived++;
-    this.c.nacksReceived++;
+    this.count(p, 'nacksReceived');
     const oldest = this.oldestDataSeq();
     let budget = MAX_RETRANSMIT_PER_NACK;
     let below = false;
@@ -1283,8 +1271,7 @@ export class SyncNode {
         if (batch === null) continue;
         this.send({ kind: 'entries', dataSeq: ds, entries: batch }, p.address);
         budget--;
-        p.retransmitted++;
-        this.c.retransmitted++;
+        this.count(p, 'retransmitted');
       }
     }
     // Tell it at once where the ring starts: it skips the rest and asks for a gap resync.
@@ -1483,8 +1470,7 @@ export class SyncNode {
     if (after < before) {
       p.eligibleUpTo = Math.max(p.eligibleUpTo, before);
       const n = before - after - p.above.countIn(after + 1, before);
-      p.gaps += n;
-      this.c.gaps += n;
+      this.count(p, 'gaps', n);
     }
   }
 
@@ -1675,8 +1661,7 @@ export class SyncNode {
         bt?.add(k); // the owner's dump beats a third party's (decision 4)
         return true;
       });
-      p.superseded += before - batch.count;
-      this.c.superseded += before - batch.count;
+      this.count(p, 'superseded', before - batch.count);
       if (batch.count > 0) {
         this.deps.local.inject(batch);
         r.entries += batch.count;
@@ -1902,8 +1887,7 @@ export class SyncNode {
       s.next++;
     }
     if (s.lastIndex >= 0 && s.next > s.lastIndex) {
-      p.resyncsServed++;
-      this.c.resyncsServed++;
+      this.count(p, 'resyncsServed');
       this.served.set(p.nodeId, s.session);
       this.log('info', { requester: p.nodeId, session: s.session, entries: s.entries, chunks: s.produced, ms: this.now() - s.startedAt }, 'sync resync served');
       this.closeResponder(s);
@@ -1944,17 +1928,7 @@ export class SyncNode {
         missing,
         acked: p.ackedUs,
         behind: Math.max(0, this.dataSeq - p.ackedUs),
-        datagramsReceived: p.datagramsReceived,
-        entriesReceived: p.entriesReceived,
-        duplicates: p.duplicates,
-        superseded: p.superseded,
-        gaps: p.gaps,
-        unrecoverable: p.unrecoverable,
-        nacksSent: p.nacksSent,
-        nacksReceived: p.nacksReceived,
-        retransmitted: p.retransmitted,
-        resyncsServed: p.resyncsServed,
-        restarts: p.restarts,
+        ...p.n,
       });
     }
     let ring = 0;
