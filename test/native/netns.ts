@@ -68,6 +68,23 @@ export class Netns {
     }
   }
 
+  /**
+   * Wait until every `dev` has operstate UP. The kernel sets it (and
+   * IFF_RUNNING, which os.networkInterfaces() needs, and the qdisc that lets a
+   * link that has just come up send) from its linkwatch work, up to a second
+   * after `ip link set up` returns; this polls for that, at most `timeoutMs`.
+   * @throws Error naming the devices and their states on timeout.
+   */
+  async operUp(devs: string[], timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const states = devs.map((dev) => (JSON.parse(this.ip(['-j', 'link', 'show', 'dev', dev])) as Array<{ operstate: string }>)[0]!.operstate);
+      if (states.every((st) => st === 'UP')) return;
+      if (Date.now() > deadline) throw new Error(`${this.name}: ${devs.join(', ')} not up within ${timeoutMs} ms: ${states.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   /** Delete the namespace (and with it its interfaces); idempotent, never throws. */
   destroy(): void {
     if (!this.alive) return;

@@ -636,22 +636,6 @@ class Peer {
   }
 }
 
-/**
- * Wait until every `dev` in `ns` has operstate UP. The kernel sets it (and
- * IFF_RUNNING, which os.networkInterfaces() needs, and the qdisc that lets a
- * link that has just come up send) from its linkwatch work, up to a second
- * after `ip link set up` returns; this polls for that under WAIT_MS.
- */
-async function operUp(ns: Netns, devs: string[]): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const states = devs.map((dev) => (JSON.parse(ns.ip(['-j', 'link', 'show', 'dev', dev])) as Array<{ operstate: string }>)[0]!.operstate);
-    if (states.every((st) => st === 'UP')) return;
-    if (Date.now() > deadline) throw new Error(`${ns.name}: ${devs.join(', ')} not up within ${WAIT_MS} ms: ${states.join(', ')}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('coord-net: ClusterTransport between network namespaces', function () {
   this.timeout(60_000);
   const skip = process.platform !== 'linux' ? `needs Linux, this is ${process.platform}` : process.getuid?.() !== 0 ? 'needs root (ip netns, veth pairs)' : null;
@@ -684,8 +668,8 @@ describe('coord-net: ClusterTransport between network namespaces', function () {
     }
     // An interface that is up but has no address.
     a.addVeth('noip0', 'noip1');
-    await operUp(a, ['cn0', 'dn0', 'noip0', 'noip1']);
-    await operUp(b, ['cn0', 'dn0']);
+    await a.operUp(['cn0', 'dn0', 'noip0', 'noip1'], WAIT_MS);
+    await b.operUp(['cn0', 'dn0'], WAIT_MS);
   });
 
   afterEach(async () => {
@@ -758,8 +742,8 @@ describe('coord-net: ClusterTransport between network namespaces', function () {
     } finally {
       a!.ip(['link', 'set', 'dn0', 'up']);
     }
-    await operUp(a!, ['dn0']);
-    await operUp(b!, ['dn0']);
+    await a!.operUp(['dn0'], WAIT_MS);
+    await b!.operUp(['dn0'], WAIT_MS);
     pa.send('after-up');
     await Promise.all([pb.received('after-up', 0), pb.received('after-up', 1)]);
     assert.deepEqual(pb.arrivals('while-down'), [0]);
@@ -788,7 +772,7 @@ describe('coord-net: ClusterTransport between network namespaces', function () {
     } finally {
       b!.ip(['link', 'set', 'dn0', 'up']);
     }
-    await operUp(a!, ['dn0']);
-    await operUp(b!, ['dn0']);
+    await a!.operUp(['dn0'], WAIT_MS);
+    await b!.operUp(['dn0'], WAIT_MS);
   });
 });

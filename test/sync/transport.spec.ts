@@ -438,17 +438,6 @@ class Peer {
   }
 }
 
-/** Wait until every `dev` in `ns` is operationally up (os.networkInterfaces() lists only those). */
-async function operUp(ns: Netns, devs: string[]): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const states = devs.map((dev) => (JSON.parse(ns.ip(['-j', 'link', 'show', 'dev', dev])) as Array<{ operstate: string }>)[0]!.operstate);
-    if (states.every((st) => st === 'UP')) return;
-    if (Date.now() > deadline) throw new Error(`${ns.name}: ${devs.join(', ')} not up within ${WAIT_MS} ms: ${states.join(', ')}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('sync transport: multicast between network namespaces', function () {
   this.timeout(60_000);
   const skip = process.platform !== 'linux' ? `needs Linux, this is ${process.platform}` : process.getuid?.() !== 0 ? 'needs root (ip netns, veth pairs)' : null;
@@ -474,8 +463,8 @@ describe('sync transport: multicast between network namespaces', function () {
     b.ip(['address', 'add', '198.18.85.2/24', 'dev', 'sy0']);
     a.ip(['link', 'set', 'sy0', 'up']);
     b.ip(['link', 'set', 'sy0', 'up']);
-    await operUp(a, ['sy0']);
-    await operUp(b, ['sy0']);
+    await a.operUp(['sy0'], WAIT_MS);
+    await b.operUp(['sy0'], WAIT_MS);
   });
 
   afterEach(() => {
