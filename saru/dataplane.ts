@@ -297,14 +297,10 @@ export class Dataplane {
     const t = this.engine.table;
     const set = new Uint8Array(slice.buckets);
     for (const b of buckets) set[b] = 1;
-    const c = new Uint32Array(4);
-    const v = new Uint32Array(4);
     this.collectSync();
     t.forEach((idx) => {
       if (t.isSynced(idx)) return;
-      t.copyClientAddr(idx, c);
-      t.copyVirtualAddr(idx, v);
-      if (set[slice.bucket(c, t.clientPort(idx), v, t.virtualPort(idx))] === 1 || t.isTemplate(idx)) t.requestSync(idx);
+      if (set[this.entryBucket(idx)] === 1 || t.isTemplate(idx)) t.requestSync(idx);
     });
     this.collectSync();
     if (this.syncCount > 0) this.flushSync();
@@ -404,6 +400,17 @@ export class Dataplane {
     this.programFilter();
   }
 
+  private readonly bucketC = new Uint32Array(4);
+  private readonly bucketV = new Uint32Array(4);
+
+  /** The slice bucket of connection entry `idx` (its client side, as the engine buckets its packets). */
+  private entryBucket(idx: number): number {
+    const t = this.engine.table;
+    t.copyClientAddr(idx, this.bucketC);
+    t.copyVirtualAddr(idx, this.bucketV);
+    return this.slice.bucket(this.bucketC, t.clientPort(idx), this.bucketV, t.virtualPort(idx));
+  }
+
   /**
    * Release draining buckets in which no connection this director created is
    * still open. Synced entries and TCP entries in TIME_WAIT or CLOSE never
@@ -417,8 +424,6 @@ export class Dataplane {
     const slice = this.slice;
     const t = this.engine.table;
     const left = new Uint32Array(slice.buckets);
-    const c = new Uint32Array(4);
-    const v = new Uint32Array(4);
     let total = 0;
     t.forEach((idx) => {
       if (t.isSynced(idx) || t.isTemplate(idx)) return;
@@ -429,9 +434,7 @@ export class Dataplane {
         const idleMs = t.timeouts.forState(proto, st) - t.remainingMs(idx);
         if (idleMs >= DRAIN_IDLE_MS) return;
       }
-      t.copyClientAddr(idx, c);
-      t.copyVirtualAddr(idx, v);
-      const b = slice.bucket(c, t.clientPort(idx), v, t.virtualPort(idx));
+      const b = this.entryBucket(idx);
       if (slice.draining[b] === 1 && slice.owned[b] !== 1) {
         left[b]!++;
         total++;
