@@ -44,3 +44,13 @@ export const systemClock: Clock = {
 export const processClock: Clock = {
   now: () => Number(process.hrtime.bigint()) / 1e6,
 };
+
+/**
+ * Injected one-shot timers (the health monitor's, saru-syncd's): adapters
+ * pass Node's setTimeout/clearTimeout, tests and simulators a virtual queue.
+ */
+export interface Timers {
+  /** Call `fn` once after `ms` milliseconds; returns a handle for clearTimeout. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}

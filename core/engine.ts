@@ -325,8 +325,20 @@ export class Engine {
       idx = this.schedule(svc, flow, now);
       if (idx < 0) return;
     }
+    let rs = this.services.registry.get(table.realServerId(idx));
+    if (rs !== undefined && !rs.available && rs.service.expireNodestConn) {
+      // ip_vs_in with expire_nodest_conn: the real server left the service;
+      // expire the entry. A SYN opens a new connection: schedule it afresh.
+      table.remove(idx);
+      if (f.protocol !== Proto.TCP || (f.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) {
+        this.drop(Drop.NODEST_EXPIRED);
+        return;
+      }
+      idx = this.schedule(svc, flow, now);
+      if (idx < 0) return;
+      rs = this.services.registry.get(table.realServerId(idx));
+    }
     table.packet(idx, false, f.tcpFlags);
-    const rs = this.services.registry.get(table.realServerId(idx));
     if (rs === undefined) {
       this.drop(Drop.NO_REAL_SERVER);
       return;

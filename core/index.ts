@@ -4,7 +4,7 @@
  * injected clock; nothing opens a socket or reads the wall clock.
  */
 export { IpAddress, addrEquals, formatAddr, formatAddrPort, maskAddr, readAddr, writeAddr } from './addr.js';
-export { ManualClock, processClock, systemClock, type Clock } from './clock.js';
+export { ManualClock, processClock, systemClock, type Clock, type Timers } from './clock.js';
 export { Fwd, FWD_IPVSADM_NAME, FWD_LDIRECTORD_NAME, Proto, protoName, type Family } from './constants.js';
 export { ErrorCode, SaruError, configError, errorFromCode, type SourceLocation } from './errors.js';
 export { FlowKey } from './flow.js';
@@ -50,3 +50,4 @@ export {
   type ServiceListOptions,
 } from './ipvsadm.js';
 export { reconcileServices, type ReconcileResult, type ServiceInitPair } from './reconcile.js';
+export * from './health/index.js';

@@ -71,6 +71,11 @@ function updateService(svc: VirtualService, init: VirtualServiceInit, realServer
     svc.flags = (svc.flags & SvcFlag.PERSISTENT) | schedFlags;
     changed = true;
   }
+  const expireNodest = init.expireNodestConn ?? false;
+  if (expireNodest !== svc.expireNodestConn) {
+    svc.expireNodestConn = expireNodest;
+    changed = true;
+  }
   const timeoutMs = Math.round((init.persistentTimeoutS ?? 0) * 1000);
   const prefix = init.persistentPrefix ?? (svc.family === 4 ? 32 : 128);
   if (timeoutMs !== svc.persistentTimeoutMs || prefix !== svc.persistentPrefix) {

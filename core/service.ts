@@ -253,6 +253,16 @@ export interface VirtualServiceInit {
   fallback?: RealServerInit;
   /** One-packet scheduling for UDP (ipvsadm -o). */
   onePacket?: boolean;
+  /**
+   * Drop the connections of a real server once it is removed from this
+   * service: the next packet of such a connection expires its entry and is
+   * dropped (a TCP SYN is scheduled afresh). IPVS's sysctl
+   * expire_nodest_conn, per service; on for health-checked services whose
+   * failed real servers are removed (ldirectord quiescent=no, keepalived
+   * without inhibit_on_failure). Default false: they continue until they
+   * expire, as IPVS's trash list.
+   */
+  expireNodestConn?: boolean;
 }
 
 /** One virtual service (IPVS's struct ip_vs_service). */
@@ -272,6 +282,8 @@ export class VirtualService {
   persistentTimeoutMs: number;
   /** Persistent netmask prefix length. */
   persistentPrefix: number;
+  /** VirtualServiceInit.expireNodestConn. */
+  expireNodestConn: boolean;
   /**
    * Real servers in the order they were added. The kernel's svc->destinations
    * list is newest first (list_add_rcu at the head, ip_vs_ctl.c), so schedulers
@@ -313,6 +325,7 @@ export class VirtualService {
     this.schedulerName = init.scheduler ?? 'wlc';
     this.flags = init.schedFlags ?? 0;
     if (init.onePacket) this.flags |= SvcFlag.ONEPACKET;
+    this.expireNodestConn = init.expireNodestConn ?? false;
     this.persistentTimeoutMs = 0;
     this.persistentPrefix = this.family === 4 ? 32 : 128;
     this.setPersistence(init.persistentTimeoutS ?? 0, init.persistentPrefix);

@@ -4,7 +4,7 @@
  * and the narrow interfaces the reliability engine (sync/node.ts) is given
  * (transport, the local director, clock). Types only; no behaviour.
  */
-import type { Clock } from '../core/index.js';
+import type { Clock, Timers } from '../core/index.js';
 
 /**
  * A batch of connection entries as back-to-back SYNC_RECORD records
@@ -131,8 +131,6 @@ export interface SyncLocal {
 }
 
 /** Injected time: the monotonic clock (ms) and timers. */
-export interface SyncTimers {
+export interface SyncTimers extends Timers {
   clock: Clock;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
 }

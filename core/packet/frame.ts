@@ -68,10 +68,16 @@ export const Drop = {
    * new owner takes new connections, this director only finishes its own.
    */
   HANDED_OVER: 26,
+  /**
+   * Packet of a connection whose real server was removed from a service with
+   * expire_nodest_conn (a failed health check with quiescent=no): the entry is
+   * expired and the packet dropped, as IPVS's sysctl expire_nodest_conn.
+   */
+  NODEST_EXPIRED: 27,
 } as const;
 export type Drop = (typeof Drop)[keyof typeof Drop];
 
-export const DROP_REASON_COUNT = 27;
+export const DROP_REASON_COUNT = 28;
 
 /** snake_case names of the Drop values, indexed by value (for saruadm and metrics). */
 export const DROP_REASON_NAMES: readonly string[] = Object.entries(Drop)

@@ -189,6 +189,47 @@ describe('Engine', () => {
       assert.equal(engine.counters.fallback, 1);
     });
 
+    it('a removed real server keeps its connections by default (IPVS trash list)', () => {
+      const { engine, rs, services } = rig({ weights: [1, 1] });
+      const [first] = run(engine, tcp4(40000, 'S'));
+      const to = formatMac(first!, 0);
+      const gone = rs.find((r) => formatMac(r.mac) === to)!;
+      services.services[0]!.removeRealServer(gone.addr.text, gone.port);
+      const [cont] = run(engine, tcp4(40000, 'A'));
+      assert.equal(formatMac(cont!, 0), to);
+      assert.equal(engine.drops[Drop.NODEST_EXPIRED], 0);
+    });
+
+    it('expireNodestConn: the next packet to a removed real server expires the entry and is dropped; a new SYN is scheduled afresh', () => {
+      const { engine, rs, services } = rig({ weights: [1, 1], expireNodestConn: true });
+      const [first] = run(engine, tcp4(40000, 'S'));
+      run(engine, tcp4(40001, 'S'));
+      const gone = rs.find((r) => formatMac(r.mac) === formatMac(first!, 0))!;
+      const other = rs.find((r) => r !== gone)!;
+      services.services[0]!.removeRealServer(gone.addr.text, gone.port);
+      assert.equal(run(engine, tcp4(40000, 'A')).length, 0, 'dropped');
+      assert.equal(engine.drops[Drop.NODEST_EXPIRED], 1);
+      assert.equal(run(engine, tcp4(40000, 'A')).length, 0, 'entry gone: a mid-flow packet finds nothing');
+      assert.equal(engine.drops[Drop.NO_CONNECTION], 1);
+      const [again] = run(engine, tcp4(40000, 'S'));
+      assert.equal(formatMac(again!, 0), formatMac(other.mac), 'the new connection goes to a server still in the service');
+      assert.equal(gone.totalConns(), 0, 'the removed real server holds no entry');
+      // connections on the remaining real server are untouched
+      const [kept] = run(engine, tcp4(40001, 'A'));
+      assert.ok(kept !== undefined);
+    });
+
+    it('expireNodestConn: a SYN reusing the entry of a removed real server is rescheduled at once', () => {
+      const { engine, rs, services } = rig({ weights: [1, 1], expireNodestConn: true });
+      const [first] = run(engine, tcp4(40000, 'S'));
+      const gone = rs.find((r) => formatMac(r.mac) === formatMac(first!, 0))!;
+      services.services[0]!.removeRealServer(gone.addr.text, gone.port);
+      const [syn] = run(engine, tcp4(40000, 'S'));
+      assert.ok(syn !== undefined);
+      assert.notEqual(formatMac(syn, 0), formatMac(gone.mac));
+      assert.equal(engine.drops[Drop.NODEST_EXPIRED], 0);
+    });
+
     it('drops a new connection when no real server and no fallback can take it', () => {
       const { engine } = rig({ weights: [0, 0] });
       assert.equal(run(engine, tcp4(40000, 'S')).length, 0);
