@@ -10,7 +10,7 @@
 import { addrEquals, IpAddress, maskAddr } from './addr.js';
 import type { Clock } from './clock.js';
 import { Fwd, Proto, type Family } from './constants.js';
-import { ConnTable, Persistence, PERSIST_FULL, type ConnTableInit, type PersistenceInit } from './conn/index.js';
+import { ConnTable, Persistence, PERSIST_FULL, TcpState, type ConnTableInit, type PersistenceInit } from './conn/index.js';
 import { ErrorCode, SaruError } from './errors.js';
 import { FlowKey } from './flow.js';
 import { buildTooBig, encapTunnel, rewriteDr, rewriteNatIcmpIn, rewriteNatIcmpOut, rewriteNatIn, rewriteNatOut } from './forward.js';
@@ -90,6 +90,8 @@ export class EngineCounters {
   fallback = 0;
   /** ICMP errors forwarded to the connection they belong to. */
   icmpRelated = 0;
+  /** TCP SYNs that replaced a finished entry, or one whose real server takes no new connections (conn_reuse_mode). */
+  connReused = 0;
   /** ICMP "fragmentation needed" / "packet too big" sent. */
   icmpTooBigSent = 0;
 }
@@ -314,6 +316,13 @@ export class Engine {
       }
       if (!this.ownsDraining(idx)) return;
     }
+    if (idx >= 0 && f.protocol === Proto.TCP && (f.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN && this.newConnExpected(idx)) {
+      // conn_reuse_mode: the client reuses the port of a finished connection,
+      // or the old entry's real server takes no new connections: a new one.
+      table.remove(idx);
+      this.counters.connReused++;
+      idx = -1;
+    }
     if (idx < 0) {
       if (f.protocol === Proto.TCP && (f.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) {
         const sched = svc.scheduler;
@@ -325,18 +334,12 @@ export class Engine {
       idx = this.schedule(svc, flow, now);
       if (idx < 0) return;
     }
-    let rs = this.services.registry.get(table.realServerId(idx));
+    const rs = this.services.registry.get(table.realServerId(idx));
     if (rs !== undefined && !rs.available && rs.service.expireNodestConn) {
-      // ip_vs_in with expire_nodest_conn: the real server left the service;
-      // expire the entry. A SYN opens a new connection: schedule it afresh.
+      // ip_vs_in with expire_nodest_conn: the real server left the service.
       table.remove(idx);
-      if (f.protocol !== Proto.TCP || (f.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) {
-        this.drop(Drop.NODEST_EXPIRED);
-        return;
-      }
-      idx = this.schedule(svc, flow, now);
-      if (idx < 0) return;
-      rs = this.services.registry.get(table.realServerId(idx));
+      this.drop(Drop.NODEST_EXPIRED);
+      return;
     }
     table.packet(idx, false, f.tcpFlags);
     if (rs === undefined) {
@@ -349,6 +352,25 @@ export class Engine {
     rs.stats.inPkts++;
     rs.stats.inBytes += bytes;
     this.forwardIn(buf, f, rs, table.realPort(idx), false);
+  }
+
+  /**
+   * Whether a TCP SYN that found entry `idx` opens a new connection rather
+   * than repeating the old one's SYN: IPVS's is_new_conn_expected with
+   * conn_reuse_mode 3 (the old entry is TIME_WAIT or CLOSE, or FIN_WAIT on a
+   * DR/TUN connection whose replies the director never sees), and ip_vs_in's
+   * rescheduling when the old entry's real server takes no new connections
+   * (weight 0 or removed: a failed health check). An entry controlled by a
+   * persistence template stays (the template decides, as in IPVS).
+   */
+  private newConnExpected(idx: number): boolean {
+    const table = this.table;
+    if (table.templateOf(idx) >= 0) return false;
+    const st = table.state(idx);
+    if (st === TcpState.TIME_WAIT || st === TcpState.CLOSE) return true;
+    if (st === TcpState.FIN_WAIT && table.fwd(idx) !== Fwd.NAT) return true;
+    const rs = this.services.registry.get(table.realServerId(idx));
+    return rs === undefined || !rs.available || rs.weight === 0;
   }
 
   /**

@@ -30,8 +30,16 @@ export interface SaruConfig {
   interface: string;
   /** Cluster interface (heartbeats, allocation, sync); may equal `interface`. */
   clusterInterface: string;
-  /** Services file (ldirectord.cf syntax), absolute path. */
+  /** Services file (ldirectord.cf or keepalived.conf syntax), absolute path. */
   services: string;
+  /** Format of the services file: 'auto' tells them apart by their first line. */
+  servicesFormat: 'auto' | 'ldirectord' | 'keepalived';
+  /** keepalived's -i: the instance name for `@NAME` conditional lines; null = none. */
+  keepalivedInstance: string | null;
+  /** Run the services file's real-server health checks (default true); false: every real server is always up. */
+  healthChecks: boolean;
+  /** Most health-check tries in flight at once. */
+  checkParallel: number;
   /** Control socket path (Unix domain), absolute. */
   controlSocket: string;
   /** Number of buckets, a power of two 2..65536. */
@@ -87,7 +95,11 @@ export const SARU_CONF_KEYS = {
   node_id: 'an integer 1-1023',
   interface: 'an interface name',
   cluster_interface: 'an interface name',
-  services: 'a path to an ldirectord.cf file',
+  services: 'a path to an ldirectord.cf or keepalived.conf file',
+  services_format: 'auto, ldirectord or keepalived',
+  keepalived_instance: "a name ([A-Za-z0-9_.-]+) for keepalived.conf's @NAME lines",
+  health_checks: 'yes or no',
+  check_parallel: 'an integer 1-1024 (checks in flight)',
   control_socket: 'a path for the Unix control socket',
   buckets: 'a power of two from 2 to 65536',
   sense: 'src-port, src-addr, dst-port or dst-addr',
@@ -115,6 +127,9 @@ export const SARU_CONF_KEYS = {
 
 export const SARU_CONF_DEFAULTS = {
   control_socket: '/run/saru/saru.sock',
+  services_format: 'auto',
+  health_checks: 'yes',
+  check_parallel: 16,
   buckets: 1024,
   sense: 'src-port',
   conn_table_size: 1 << 20,
@@ -157,6 +172,14 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
   if (!IFNAME.test(clusterInterface)) throw bad('cluster_interface');
   const services = path(required('services'));
   const controlSocket = path(get('control_socket') ?? SARU_CONF_DEFAULTS.control_socket);
+  const servicesFormat = get('services_format') ?? SARU_CONF_DEFAULTS.services_format;
+  if (servicesFormat !== 'auto' && servicesFormat !== 'ldirectord' && servicesFormat !== 'keepalived') throw bad('services_format');
+  const keepalivedInstance = get('keepalived_instance') ?? null;
+  if (keepalivedInstance !== null && !/^[A-Za-z0-9_.-]{1,64}$/.test(keepalivedInstance)) throw bad('keepalived_instance');
+  const hc = get('health_checks') ?? SARU_CONF_DEFAULTS.health_checks;
+  if (hc !== 'yes' && hc !== 'no') throw bad('health_checks');
+  const checkParallel = intIn(get('check_parallel') ?? String(SARU_CONF_DEFAULTS.check_parallel), 1, 1024);
+  if (checkParallel === null) throw bad('check_parallel');
 
   const buckets = intIn(get('buckets') ?? String(SARU_CONF_DEFAULTS.buckets), 2, 65536);
   if (buckets === null || !isPow2(buckets)) throw bad('buckets');
@@ -207,6 +230,10 @@ export function parseSaruConf(text: string, file: string): SaruConfig {
     interface: iface,
     clusterInterface,
     services,
+    servicesFormat,
+    keepalivedInstance,
+    healthChecks: hc === 'yes',
+    checkParallel,
     controlSocket,
     buckets,
     sense,

@@ -11,21 +11,26 @@
  * over and finishes its own connections in them (bounded by drain_timeout).
  */
 import { dirname, join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import {
   ErrorCode,
   SENSE_NAMES,
   SaruError,
   ServiceTable,
   formatBucketRanges,
-  parseLdirectord,
-  reconcileServices,
-  toServiceInits,
+  configError,
+  createScheduler,
+  loadServicesFile,
+  type ServicesFile,
+  type ServicesLoadOptions,
   IpAddress,
   processClock,
+  type CheckRunner,
   type ReconcileResult,
   type ServiceInitPair,
 } from '../core/index.js';
+import { createCheckRunner } from './health/checkers.js';
+import { HealthAgent } from './health/agent.js';
 import type { SaruConfig } from './config.js';
 import { ControlServer, type ClusterInfo, type ControlRequest, type ControlResponse, type ControlSession, type Counter } from './control.js';
 import { DataplaneHost } from './dataplane-host.js';
@@ -39,27 +44,56 @@ export interface DirectorDeps {
   run: CommandRunner;
   /** Monotonic ms, for uptime. */
   now: () => number;
+  /** Runs health checks; default the network checkers (saru/health/checkers.ts). */
+  checkRunner?: CheckRunner;
 }
 
 /** How often a draining leave checks what is left, ms. */
 const DRAIN_POLL_MS = 200;
+/** How often autoreload looks at the services file, ms (ldirectord looks once per check loop). */
+const AUTORELOAD_POLL_MS = 1000;
+
+/** A file's identity for change detection: mtime, size and inode ("" when unreadable). */
+function fileStamp(file: string): string {
+  try {
+    const st = statSync(file);
+    return `${st.mtimeMs}|${st.size}|${st.ino}`;
+  } catch {
+    return '';
+  }
+}
 
 /**
- * Read and validate a services file: parsed, mapped to service inits, and
- * tried on a scratch table so a reload applies all or nothing.
+ * Read and validate a services file (ldirectord.cf or keepalived.conf):
+ * parsed, mapped to service inits, and tried on a scratch table with every
+ * real server up, so a reload applies all or nothing.
  * @throws SaruError SARU_ERR_CONFIG with file and line (or the read error),
- *   or the service model's error for a semantically invalid service.
+ *   or the service model's error for a semantically invalid service (named
+ *   with the file and line of its definition).
  */
-export function loadServices(file: string): ServiceInitPair[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new SaruError(ErrorCode.CONFIG, `cannot read services file ${file}: ${(e as Error).message}`);
+export function loadServices(file: string, opts: ServicesLoadOptions = {}): ServicesFile {
+  const loaded = loadServicesFile(file, opts);
+  const scratch = new ServiceTable();
+  for (const cs of loaded.services) {
+    try {
+      const svc = scratch.add(cs.service);
+      for (const r of cs.realServers) svc.addRealServer(r);
+      svc.setScheduler(createScheduler(svc.schedulerName));
+    } catch (e) {
+      throw configError(cs.file, cs.line, (e as Error).message);
+    }
   }
-  const inits = toServiceInits(parseLdirectord(text, file));
-  reconcileServices(new ServiceTable(), inits);
-  return inits;
+  return loaded;
+}
+
+/** Every address the data plane may forward to: all configured real servers and fallbacks, up or not. */
+export function configuredAddresses(file: ServicesFile): string[] {
+  const out = new Set<string>();
+  for (const cs of file.services) {
+    for (const rs of cs.realServers) out.add(IpAddress.parse(rs.address).text);
+    if (cs.service.fallback) out.add(IpAddress.parse(cs.service.fallback.address).text);
+  }
+  return [...out];
 }
 
 /** The VIPs of a service set (firewall-mark services have none). */
@@ -94,7 +128,13 @@ export class Director {
   private dataplane: DataplaneHost | null = null;
   private hostStack: HostStack | null = null;
   private neighbours: NeighbourResolver | null = null;
+  /** The services file as loaded (configured services with their checks). */
+  private servicesFile: ServicesFile | null = null;
+  /** The services the data plane runs: the configured ones with health applied. */
   private services: ServiceInitPair[] = [];
+  private health: HealthAgent | null = null;
+  private autoreloadTimer: ReturnType<typeof setInterval> | null = null;
+  private servicesStamp = '';
   private owned: number[] = [];
   private agent: ClusterAgent | null = null;
   private startedAt = 0;
@@ -121,7 +161,14 @@ export class Director {
   async start(): Promise<void> {
     const cfg = this.config;
     this.startedAt = this.deps.now();
-    this.services = loadServices(cfg.services);
+    this.servicesFile = loadServices(cfg.services, this.servicesOptions());
+    this.servicesStamp = fileStamp(cfg.services);
+    this.logIgnored(this.servicesFile);
+    this.health = new HealthAgent(
+      { enabled: cfg.healthChecks, maxParallel: cfg.checkParallel },
+      { log: this.deps.log, run: this.deps.checkRunner ?? createCheckRunner(), apply: (inits) => this.applyServices(inits) },
+    );
+    this.services = this.health.setServices(this.servicesFile.services);
     // with a coordinator, nothing is owned until an allocation is committed
     this.owned = cfg.staticSlice ?? [];
     try {
@@ -168,8 +215,10 @@ export class Director {
           },
         },
       );
-      this.neighbours.setAddresses(this.neighbourAddresses(ready.realServers));
+      this.neighbours.setAddresses(this.neighbourAddresses());
       this.neighbours.start();
+      this.health.start();
+      this.watchServices();
 
       if (cfg.coordinator !== null) {
         const dp = this.dataplane;
@@ -233,8 +282,9 @@ export class Director {
     return formatBucketRanges(bucketRanges(this.owned));
   }
 
-  private neighbourAddresses(realServers: string[]): string[] {
-    const out = [...realServers];
+  /** Real servers (all configured ones, up or not: one coming back needs no new resolution) and gateways. */
+  private neighbourAddresses(): string[] {
+    const out = this.servicesFile ? configuredAddresses(this.servicesFile) : [];
     if (this.config.gateway) out.push(this.config.gateway.text);
     if (this.config.gateway6) out.push(this.config.gateway6.text);
     return out;
@@ -246,19 +296,73 @@ export class Director {
 
   /**
    * Re-read the services file and apply it as a diff: existing connections
-   * continue. On an error the running services stay as they were.
+   * continue; checkers of unchanged real servers keep their state. On an
+   * error the running services stay as they were.
    * @throws SaruError from loadServices.
    */
   async reload(): Promise<ReconcileResult> {
-    const inits = loadServices(this.config.services);
-    const reply = await this.dataplane!.request('services', { services: inits });
-    this.services = inits;
+    const stamp = fileStamp(this.config.services);
+    const file = loadServices(this.config.services, this.servicesOptions());
+    this.servicesStamp = stamp;
+    this.servicesFile = file;
+    this.logIgnored(file);
+    this.health!.setServices(file.services);
+    const r = (await this.health!.apply())!;
     await this.applyHostStack();
-    this.neighbours?.setAddresses(this.neighbourAddresses(reply.realServers ?? []));
+    this.neighbours?.setAddresses(this.neighbourAddresses());
     void this.neighbours?.refresh();
-    const r = reply.reconcile!;
     this.log.info({ added: r.added, removed: r.removed, updated: r.updated }, 'services reloaded');
+    this.watchServices();
     return r;
+  }
+
+  /** Give the data plane a service set (the health agent's queue calls this). */
+  private async applyServices(inits: ServiceInitPair[]): Promise<ReconcileResult | undefined> {
+    const dp = this.dataplane;
+    if (!dp) return undefined;
+    const reply = await dp.request('services', { services: inits });
+    this.services = inits;
+    const r = reply.reconcile!;
+    if (r.added.length + r.removed.length + r.updated.length > 0) this.log.debug({ updated: r.updated, added: r.added, removed: r.removed }, 'services applied');
+    return r;
+  }
+
+  private servicesOptions(): ServicesLoadOptions {
+    const c = this.config;
+    return { format: c.servicesFormat, ...(c.keepalivedInstance !== null ? { instance: c.keepalivedInstance } : {}) };
+  }
+
+  /** keepalived.conf parts we accept but do not act on: said once per load. */
+  private logIgnored(file: ServicesFile): void {
+    for (const i of file.ignored) this.log.info({ file: i.file, line: i.line }, `ignored: ${i.what}`);
+  }
+
+  /**
+   * ldirectord's autoreload=yes: look at the services file every
+   * AUTORELOAD_POLL_MS and reload it when it changed (mtime, size or inode).
+   * A broken edit is logged and the running services stay.
+   */
+  private watchServices(): void {
+    const want = this.servicesFile?.autoreload === true;
+    if (!want && this.autoreloadTimer) {
+      clearInterval(this.autoreloadTimer);
+      this.autoreloadTimer = null;
+    }
+    if (!want || this.autoreloadTimer) return;
+    let failedStamp = '';
+    this.autoreloadTimer = setInterval(() => {
+      const stamp = fileStamp(this.config.services);
+      if (stamp === this.servicesStamp || stamp === failedStamp) return;
+      this.log.info({ file: this.config.services }, 'services file changed: reloading (autoreload)');
+      this.reload().then(
+        () => (failedStamp = ''),
+        (e: Error) => {
+          failedStamp = stamp;
+          this.log.error({ err: e.message }, 'autoreload failed; keeping the running services');
+        },
+      );
+    }, AUTORELOAD_POLL_MS);
+    this.autoreloadTimer.unref();
   }
 
   /** The saru-syncd connection receiving sync events, if any. */
@@ -425,6 +529,9 @@ export class Director {
         this.log.warn({ err: (e as Error).message }, 'graceful leave failed');
       }
     }
+    if (this.autoreloadTimer) clearInterval(this.autoreloadTimer);
+    this.autoreloadTimer = null;
+    this.health?.stop();
     await this.agent?.stop();
     this.neighbours?.stop();
     try {

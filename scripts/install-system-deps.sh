@@ -14,6 +14,7 @@ have wrk      || need+=(wrk)
 have make     || need+=(make)
 have g++      || need+=(g++)
 have python3  || need+=(python3)
+have ping     || need+=(iputils-ping)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0

@@ -24,3 +24,38 @@ export type {
 } from './ldirectord.js';
 export { SERVICE_PORTS, resolvePort } from './ports.js';
 export { parseKeyValueFile, intIn, IFNAME, type KeyValueFile } from './keyvalue.js';
+export {
+  parseKeepalived,
+  loadKeepalivedFile,
+  keepalivedServices,
+  splitCommandLine,
+  KA_DEFAULT_DELAY_LOOP_S,
+  KA_DEFAULT_CONNECT_TIMEOUT_S,
+  KA_DEFAULT_RETRY,
+  KA_DEFAULT_MISC_RETRY,
+  KA_DEFAULT_DELAY_BEFORE_RETRY_S,
+  KA_DEFAULT_HTTP_DELAY_BEFORE_RETRY_S,
+  KA_DEFAULT_PERSISTENCE_TIMEOUT_S,
+  KA_SMTP_DEFAULT_HELO,
+  MAX_INCLUDE_DEPTH,
+} from './keepalived.js';
+export type {
+  KeepalivedOptions,
+  KeepalivedConfig,
+  KaIgnored,
+  KaEndpoint,
+  KaGroupEntry,
+  KaVirtualServerGroup,
+  KaServer,
+  KaRealServer,
+  KaVirtualServer,
+} from './keepalived.js';
+export {
+  detectServicesFormat,
+  parseServices,
+  loadServicesFile,
+  ldirectordServices,
+  type ServicesFile,
+  type ServicesFormat,
+  type ServicesLoadOptions,
+} from './services.js';

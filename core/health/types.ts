@@ -154,12 +154,6 @@ export interface ServiceHealth {
   quiescentPerServer?: boolean[];
   /** Per real server, index-aligned with ServiceInitPair.realServers; [] = not checked (always up). */
   checks: RealServerCheck[][];
-  /**
-   * Per-real-server override of `quiescent`, index-aligned with
-   * ServiceInitPair.realServers (keepalived's inhibit_on_failure is per real
-   * server). Absent when all real servers agree (then `quiescent` is theirs).
-   */
-  quiescentPerServer?: boolean[];
   /** Start every real server down until its first successful round (keepalived `alpha`). Default false: up. */
   startDown?: boolean;
 }

@@ -80,6 +80,11 @@ export interface TestbedInit {
   sync?: boolean;
   /** Progress lines (default: silent). */
   log?: (line: string) => void;
+  /**
+   * The services file's text (ldirectord.cf or keepalived.conf), instead of
+   * the one generated from realServers/fwd/scheduler/weights/ipv6/udp.
+   */
+  services?: string;
 }
 
 export type NamespaceRole = 'client' | 'switch' | 'director' | 'real';
@@ -166,6 +171,7 @@ export class Testbed {
   readonly weights: number[];
   readonly ipv6: boolean;
   readonly udp: boolean;
+  private servicesOverride: string | undefined;
   readonly startDaemons: boolean;
   readonly stateDir: string;
   readonly repoRoot: string;
@@ -201,6 +207,7 @@ export class Testbed {
     this.weights = init.weights ?? new Array<number>(this.realServers).fill(1);
     this.ipv6 = init.ipv6 ?? false;
     this.udp = init.udp ?? false;
+    this.servicesOverride = init.services;
     this.startDaemons = init.startDaemons ?? true;
     this.buckets = init.buckets ?? 1024;
     this.slices = init.slices ?? 'coordinator';
@@ -256,6 +263,7 @@ export class Testbed {
 
   /** The services file every director reads (the same text in each director's directory). */
   servicesText(): string {
+    if (this.servicesOverride !== undefined) return this.servicesOverride;
     return renderServices({
       realServers: this.realServers,
       fwd: this.fwd,
@@ -749,6 +757,27 @@ export class Testbed {
   }
 
   /** SIGKILL director `i`'s daemon (a crash), and its saru-syncd with `sync`; does not wait. No-op when not running. */
+  /**
+   * Replace every director's services file with `text` (as an operator
+   * editing ldirectord.cf would); the daemons see it on SIGHUP, `saruadm
+   * --reload` or autoreload.
+   */
+  writeServices(text: string): void {
+    this.servicesOverride = text;
+    for (let i = 1; i <= this.directors; i++) writeFileSync(join(this.directorDir(i), 'services.cf'), text);
+  }
+
+  /** Stop real server `j`'s HTTP server (SIGTERM, wait): its port is closed from then on. */
+  async stopRealHttp(j: number): Promise<void> {
+    const pid = readPidFile(join(this.realDir(j), 'http.pid'));
+    if (pid !== undefined && isAlive(pid) && inNetns(pid, this.nsName('real', j))) await terminate(pid, STOP_GRACE_MS);
+  }
+
+  /** Start real server `j`'s HTTP server again and wait until it listens. */
+  async startRealHttp(j: number): Promise<void> {
+    await this.startProgram(this.nsName('real', j), this.realDir(j), 'http', join(this.programDir, 'http-server.js'), ['--name', `r${j}`]);
+  }
+
   killDirector(i: number): void {
     const pid = this.directorPid(i);
     if (pid !== undefined) signal(pid, 'SIGKILL');

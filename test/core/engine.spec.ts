@@ -230,6 +230,34 @@ describe('Engine', () => {
       assert.equal(engine.drops[Drop.NODEST_EXPIRED], 0);
     });
 
+    it('conn_reuse_mode: a SYN on a finished DR entry, or on one whose real server is quiescent, is a new connection', () => {
+      const { engine, rs } = rig({ weights: [1, 1] });
+      const first = formatMac(run(engine, tcp4(40000, 'S'))[0]!, 0);
+      run(engine, tcp4(40000, 'A'));
+      const repeat = run(engine, tcp4(40000, 'S'));
+      assert.equal(formatMac(repeat[0]!, 0), first, 'a SYN on a live (ESTABLISHED) entry with a usable server stays');
+      assert.equal(engine.counters.connReused, 0);
+      run(engine, tcp4(40000, 'FA')); // DR: FIN_WAIT, the end the director sees
+      const next = formatMac(run(engine, tcp4(40000, 'S'))[0]!, 0);
+      assert.equal(engine.counters.connReused, 1);
+      assert.notEqual(next, first, 'rescheduled: rr moves on to the other real server');
+      // quiescent real server: a SYN on its live entry goes elsewhere
+      const q = rs.find((r) => formatMac(r.mac) === next)!;
+      q.edit({ weight: 0 });
+      q.service.changed();
+      const moved = formatMac(run(engine, tcp4(40000, 'S'))[0]!, 0);
+      assert.notEqual(moved, formatMac(q.mac));
+      assert.equal(engine.counters.connReused, 2);
+    });
+
+    it('conn_reuse_mode leaves an entry controlled by a persistence template alone', () => {
+      const { engine, rs } = rig({ weights: [1, 1], persistentTimeoutS: 300 });
+      const first = formatMac(run(engine, tcp4(40000, 'S'))[0]!, 0);
+      rs.find((r) => formatMac(r.mac) === first)!.edit({ weight: 0 });
+      assert.equal(formatMac(run(engine, tcp4(40000, 'S'))[0]!, 0), first);
+      assert.equal(engine.counters.connReused, 0);
+    });
+
     it('drops a new connection when no real server and no fallback can take it', () => {
       const { engine } = rig({ weights: [0, 0] });
       assert.equal(run(engine, tcp4(40000, 'S')).length, 0);

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { SaruError } from '../../core/index.js';
 import { formatCluster } from '../../saru/adm-format.js';
 import type { ClusterInfo, MemberInfo } from '../../saru/control.js';
-import { bucketRanges, loadServices, serviceVips } from '../../saru/director.js';
+import { bucketRanges, configuredAddresses, loadServices, serviceVips } from '../../saru/director.js';
 import { createLogger } from '../../saru/log.js';
 
 describe('director helpers', () => {
@@ -20,9 +20,11 @@ describe('director helpers', () => {
         'virtual=198.18.0.100:443\n\treal=198.18.0.101:443 gate 1\n' +
         'virtual6=[2001:2::100]:80\n\treal6=[2001:2::101]:80 gate 1\n',
     );
-    const inits = loadServices(f);
-    assert.equal(inits.length, 3);
-    assert.deepEqual(serviceVips(inits).map((a) => a.text), ['198.18.0.100', '2001:2::100']);
+    const loaded = loadServices(f);
+    assert.equal(loaded.format, 'ldirectord');
+    assert.equal(loaded.services.length, 3);
+    assert.deepEqual(serviceVips(loaded.services).map((a) => a.text), ['198.18.0.100', '2001:2::100']);
+    assert.deepEqual(configuredAddresses(loaded), ['198.18.0.101', '2001:2::101']);
   });
 
   it('names file and line for a bad services file, and says when it cannot be read', () => {
@@ -35,7 +37,7 @@ describe('director helpers', () => {
   it('rejects a semantically invalid service before anything is applied', () => {
     const f = join(dir, 'sched.cf');
     writeFileSync(f, 'virtual=198.18.0.100:80\n\treal=198.18.0.101:80 gate 1\n\tscheduler=nosuch\n');
-    assert.throws(() => loadServices(f), SaruError);
+    assert.throws(() => loadServices(f), (e: unknown) => e instanceof SaruError && e.code === 'SARU_ERR_CONFIG' && e.message.startsWith(`${f}:1:`) && /nosuch/.test(e.message));
   });
 
   it('turns bucket lists into sorted ranges', () => {
