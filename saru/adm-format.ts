@@ -2,6 +2,7 @@
  * saruadm's own text formats (the ipvsadm ones are in core/ipvsadm.ts).
  * Pure formatting of what the control socket returns.
  */
+import type { RealServerHealth } from '../core/index.js';
 import type { ClusterInfo, CoordinatorInfo, SyncInfo } from './control.js';
 
 function age(ms: number): string {
@@ -80,4 +81,23 @@ export function formatSync(s: SyncInfo): string {
     );
   }
   return lines.join('\n') + '\n';
+}
+
+/**
+ * `saruadm --health`: one block per checked real server (service, real
+ * server, UP/DOWN, for how long, dynamic weight), with each checker's last
+ * result and its failed rounds in a row. `now` is the clock `since` was read
+ * from (ms). With health checks off, says so.
+ */
+export function formatHealth(rows: readonly RealServerHealth[], now: number, enabled: boolean): string {
+  if (!enabled) return 'Health checks: off (health_checks = no): every real server is up\n';
+  if (rows.length === 0) return 'Health checks: none configured (checktype=on, or no checkers)\n';
+  const out = [`${'Virtual service'.padEnd(26)} ${'Real server'.padEnd(24)} State  Since     Weight  Checks`];
+  for (const r of rows) {
+    const checks = r.checks.map((c) => `${c.check} ${c.up ? 'up' : 'DOWN'} (${c.lastReason}${c.failures > 0 ? `, ${c.failures} failed` : ''})`).join('; ');
+    out.push(
+      `${r.service.padEnd(26)} ${r.realServer.padEnd(24)} ${(r.up ? 'UP' : 'DOWN').padEnd(5)}  ${age(now - r.since).padStart(6)}  ${(r.weight === undefined ? '-' : String(r.weight)).padStart(6)}  ${checks}`,
+    );
+  }
+  return out.join('\n') + '\n';
 }

@@ -6,6 +6,7 @@
  *   saruadm [--socket PATH] -L -n -c
  *   saruadm [--socket PATH] --cluster [--json]
  *   saruadm [--socket PATH] --reload
+ *   saruadm [--socket PATH] --health [--json]       (real-server health checks)
  *   saruadm [--sync_socket PATH] --sync [--json]    (asks saru-syncd)
  * Listings are in ipvsadm's format. Exit status 0 on success, 1 on any error
  * (message on stderr).
@@ -33,7 +34,8 @@ async function main(): Promise<void> {
     .option('--cluster', "this node's slice, epoch, counters, and the cluster's members, master and buckets")
     .option('--sync', "saru-syncd's counters: datagrams and entries per peer, gaps, NACKs, retransmissions, resyncs, auth failures")
     .option('--sync_socket <path>', 'status socket of saru-syncd', DEFAULT_SYNC_SOCKET)
-    .option('--json', 'with --cluster or --sync: JSON')
+    .option('--health', "the real servers' health checks: state, since when, each check's last result")
+    .option('--json', 'with --cluster, --sync or --health: JSON')
     .option('--reload', 're-read the services file (as SIGHUP)')
     .showHelpAfterError();
   program.parse();
@@ -50,10 +52,11 @@ async function main(): Promise<void> {
     json?: boolean;
     reload?: boolean;
     sync?: boolean;
+    health?: boolean;
     sync_socket: string;
   }>();
   const list = o.list === true || o.l === true;
-  if (!list && !o.cluster && !o.reload && !o.sync) {
+  if (!list && !o.cluster && !o.reload && !o.sync && !o.health) {
     program.help({ error: true });
   }
   const limit = Number(o.limit);
@@ -66,11 +69,12 @@ async function main(): Promise<void> {
     } finally {
       sc.close();
     }
-    if (!list && !o.cluster && !o.reload) return;
+    if (!list && !o.cluster && !o.reload && !o.health) return;
   }
   const client = await ControlClient.connect(o.socket);
   try {
     if (o.reload) process.stdout.write((await client.request({ reload: {} })).text ?? '');
+    if (o.health) process.stdout.write((await client.request({ healthStatus: { json: o.json === true } })).text ?? '');
     if (o.cluster) {
       const c = (await client.request({ clusterStatus: {} })).cluster!;
       process.stdout.write(o.json ? JSON.stringify(c) + '\n' : formatCluster(c));

@@ -106,6 +106,7 @@ export interface ControlRequest {
   syncDump?: { cursor?: number; max?: number };
   syncStatus?: Record<string, never>;
   syncAcked?: { records?: number };
+  healthStatus?: { json?: boolean };
 }
 
 /** Sync records (core/conn/record.ts): pushed sync events or a dump page. */

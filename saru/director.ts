@@ -31,6 +31,7 @@ import {
 } from '../core/index.js';
 import { createCheckRunner } from './health/checkers.js';
 import { HealthAgent } from './health/agent.js';
+import { formatHealth } from './adm-format.js';
 import type { SaruConfig } from './config.js';
 import { ControlServer, type ClusterInfo, type ControlRequest, type ControlResponse, type ControlSession, type Counter } from './control.js';
 import { DataplaneHost } from './dataplane-host.js';
@@ -447,6 +448,11 @@ export class Director {
       const r = await dp.request('dump', { cursor: req.syncDump.cursor ?? 0, max: req.syncDump.max || 8192 });
       const d = r.records!;
       return { records: { records: d.bytes, count: d.count, epoch: d.epoch, next: d.next } };
+    }
+    if (req.healthStatus) {
+      const rows = this.health?.status() ?? [];
+      const now = processClock.now();
+      return { text: req.healthStatus.json ? `${JSON.stringify(rows)}\n` : formatHealth(rows, now, this.config.healthChecks) };
     }
     if (req.reload) {
       const r = await this.reload();
