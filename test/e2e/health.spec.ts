@@ -181,6 +181,7 @@ function wrkResult(stdout: string): { requests: number; errors: number } {
     const down = await waitLogged(tb, 'real server down', RIP[1]!, stoppedAt - 50);
     for (const t of down) assert.ok(t - stoppedAt <= DETECT_MS, `detected after ${t - stoppedAt} ms (bound ${DETECT_MS} ms)`);
     for (let i = 1; i <= 2; i++) assert.equal((await listed(tb, i)).get(RIP[1]!), 0, `director ${i}: r2 is quiescent (weight 0)`);
+    assert.match(await tb.adm(1, ['--health']), new RegExp(`${RIP[1]!.replace(/\./g, '\\.')}:80 +DOWN .*http#0 DOWN \\(connect refused`));
     const w = await wrk;
     assert.equal(w.code, 0, w.stderr);
     const during = wrkResult(w.stdout);

@@ -40,6 +40,10 @@ describe('saru.conf', () => {
     assert.equal(c.ioMode, null);
     assert.equal(c.nftTable, 'saru');
     assert.equal(c.socketFilter, true);
+    assert.equal(c.servicesFormat, 'auto');
+    assert.equal(c.keepalivedInstance, null);
+    assert.equal(c.healthChecks, true);
+    assert.equal(c.checkParallel, 16);
     assert.deepEqual(c.coordinator, {
       authkeys: '/etc/saru/authkey',
       weight: 1,
@@ -101,6 +105,10 @@ io_mode = mmsg
 nft_table = saru_test
 neighbour_refresh = 1000
 socket_filter = no
+services_format = keepalived
+keepalived_instance = high
+health_checks = no
+check_parallel = 4
 `;
     const c = parseSaruConf(text, '/etc/saru/saru.conf');
     assert.equal(c.nodeId, 3);
@@ -119,6 +127,10 @@ socket_filter = no
     assert.equal(c.nftTable, 'saru_test');
     assert.equal(c.neighbourRefreshMs, 1000);
     assert.equal(c.socketFilter, false);
+    assert.equal(c.servicesFormat, 'keepalived');
+    assert.equal(c.keepalivedInstance, 'high');
+    assert.equal(c.healthChecks, false);
+    assert.equal(c.checkParallel, 4);
   });
 
   const bad: Array<[string, string, number, string]> = [
@@ -149,6 +161,10 @@ socket_filter = no
     ['mid_flow', MIN + 'mid_flow = maybe\n', 5, 'drop or schedule'],
     ['io_mode', MIN + 'io_mode = xdp\n', 5, 'ring or mmsg'],
     ['conn_table_size', MIN + 'conn_table_size = 1000\n', 5, 'power of two'],
+    ['services_format', MIN + 'services_format = nginx\n', 5, 'auto, ldirectord or keepalived'],
+    ['keepalived_instance', MIN + 'keepalived_instance = a b\n', 5, "keepalived.conf's @NAME lines"],
+    ['health_checks', MIN + 'health_checks = maybe\n', 5, 'yes or no'],
+    ['check_parallel', MIN + 'check_parallel = 0\n', 5, 'an integer 1-1024'],
   ];
   for (const [what, text, line, msg] of bad) {
     it(`rejects: ${what}`, () => configErr(text, line, msg));

@@ -137,6 +137,7 @@ describe('service files: static checks', () => {
       assert.equal(one(svc, 'Type'), 'simple');
       assert.equal(one(svc, 'ExecStart'), `/usr/local/sbin/${s} --config \${${prefix}_CONFIG} --log_facility daemon $${prefix}_OPTS`);
       assert.equal(one(svc, 'ExecReload'), '/bin/kill -HUP $MAINPID');
+      if (s === 'saru') assert.equal(one(svc, 'ExecStartPre'), '/usr/local/sbin/saru --check --config ${SARU_CONFIG}');
       assert.equal(one(svc, 'EnvironmentFile'), `-/etc/default/${s}`);
       assert.equal(one(svc, 'KillSignal'), 'SIGTERM');
       const env = (svc ?? []).filter(([k]) => k === 'Environment').map(([, v]) => v);
