@@ -1,10 +1,9 @@
 /**
- * What the testbed benchmarks share: the guard that tears the namespace
- * testbed down on exit and on SIGINT/SIGTERM/SIGHUP, and small helpers for
- * statistics and tables. Owns no testbed itself.
+ * What the benchmarks share: small helpers for statistics, tables and the
+ * machine description. (The testbed guard lives in saru/testbed/guard.ts.)
+ * Owns no state.
  */
 import os from 'node:os';
-import type { Testbed } from '../saru/testbed/index.js';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -23,56 +22,6 @@ export function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cols: string[]): string => `| ${cols.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
-}
-
-/**
- * The testbed a benchmark is using, and its teardown: cleanup() brings it
- * down once (later calls wait for the same teardown); a signal tears it down
- * (twice, to catch namespaces an up() in progress created after the first
- * pass) and exits with 130.
- */
-export class TestbedGuard {
-  private tb: Testbed | null = null;
-  private teardown: Promise<void> | null = null;
-  /** A signal arrived: stop starting new work. */
-  interrupted = false;
-
-  constructor(
-    private readonly prefix: string,
-    private readonly progress: (line: string) => void,
-  ) {
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      process.on(sig, () => {
-        if (this.interrupted) return;
-        this.interrupted = true;
-        progress(`${sig}: tearing the testbed down`);
-        void (async () => {
-          await this.cleanup();
-          await sleep(300);
-          await this.tb?.down().catch(() => {});
-          process.exit(130);
-        })();
-      });
-    }
-  }
-
-  /** The testbed from now on (replacing a torn-down one). */
-  use(tb: Testbed): Testbed {
-    this.tb = tb;
-    this.teardown = null;
-    return tb;
-  }
-
-  /** Bring the current testbed down (once). */
-  cleanup(): Promise<void> {
-    if (!this.teardown) {
-      const tb = this.tb;
-      this.teardown = tb
-        ? tb.down().catch((e: Error) => this.progress(`teardown failed: ${e.message}; run: npm run testbed -- down --prefix ${this.prefix}`))
-        : Promise.resolve();
-    }
-    return this.teardown;
-  }
 }
 
 /** The machine a benchmark ran on, for its table and JSON. */

@@ -29,14 +29,13 @@
  * (p99 <= 500 ms) is met. Touches nothing outside the testbed's namespaces
  * and state directory.
  */
-import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ClusterInfo } from '../saru/control.js';
 import { Prng, Simulation, allocate, type AllocMember } from '../saru/coord/index.js';
-import { Testbed, sliceBuckets, type ProbeOutcome } from '../saru/testbed/index.js';
-import { TestbedGuard, machine, median, sleep, table } from './common.js';
+import { LogTail, Testbed, TestbedGuard, lineTime, memberDownLines, sliceBuckets, takeoverLines as takeoverLogLines, type LogLine, type ProbeOutcome } from '../saru/testbed/index.js';
+import { machine, median, sleep, table } from './common.js';
 
 const PREFIX = 'bf';
 const DIRECTORS = [1, 2, 3];
@@ -129,60 +128,6 @@ function sliceMask(slice: string, buckets: number): Uint8Array {
   return m;
 }
 
-/** A pino line of a daemon's log. */
-type LogLine = Record<string, unknown> & { msg?: string };
-
-/** The JSON lines appended to a log file since this reader was made (only complete lines). */
-class LogTail {
-  private offset: number;
-  private partial = '';
-
-  constructor(private readonly path: string) {
-    this.offset = existsSync(path) ? statSync(path).size : 0;
-  }
-
-  read(): LogLine[] {
-    let fd: number;
-    try {
-      fd = openSync(this.path, 'r');
-    } catch {
-      return [];
-    }
-    const chunks: Buffer[] = [];
-    try {
-      const size = fstatSync(fd).size;
-      while (this.offset < size) {
-        const buf = Buffer.alloc(Math.min(1 << 20, size - this.offset));
-        const n = readSync(fd, buf, 0, buf.length, this.offset);
-        if (n <= 0) break;
-        chunks.push(buf.subarray(0, n));
-        this.offset += n;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    const text = this.partial + Buffer.concat(chunks).toString('utf8');
-    const lines = text.split('\n');
-    this.partial = lines.pop() ?? '';
-    const out: LogLine[] = [];
-    for (const l of lines) {
-      if (!l.startsWith('{')) continue;
-      try {
-        out.push(JSON.parse(l) as LogLine);
-      } catch {
-        // a line that is not ours (cannot happen with pino's sync destination)
-      }
-    }
-    return out;
-  }
-}
-
-/** pino's time field: an ISO string (the daemons' isoTime) or epoch ms. */
-function lineTime(l: LogLine): number {
-  const t = l.time;
-  return typeof t === 'number' ? t : typeof t === 'string' ? Date.parse(t) : NaN;
-}
-
 interface SurvivorTakeover {
   director: number;
   /** Largest takeoverMs this survivor logged for the victim (it may take buckets in more than one epoch). */
@@ -271,8 +216,7 @@ async function killRound(tb: Testbed, round: number, victim: number, before: Map
   const collect = (): void => {
     for (const i of survivors) seen.get(i)!.push(...tails.get(i)!.read());
   };
-  const takeoverLines = (i: number): LogLine[] =>
-    seen.get(i)!.filter((l) => l.msg === 'takeover' && l.from === victim && lineTime(l) >= r.killAt);
+  const takeoverLines = (i: number): LogLine[] => takeoverLogLines(seen.get(i)!, victim, r.killAt);
 
   const probing = runProbe(tb, PRE_KILL_MS + POST_KILL_MS);
   probing.catch(() => {}); // handled where it is awaited; not an unhandled rejection meanwhile (SIGINT kills the probe)
@@ -313,7 +257,7 @@ async function killRound(tb: Testbed, round: number, victim: number, before: Map
       errors.push(`director ${i} logged a takeover from ${victim} without a duration: ${JSON.stringify(lines)}`);
       continue;
     }
-    const down = seen.get(i)!.filter((l) => l.msg === 'member down' && l.member === victim && lineTime(l) >= r.killAt);
+    const down = memberDownLines(seen.get(i)!, victim, r.killAt);
     const last = lines.reduce((a, b) => (lineTime(b) > lineTime(a) ? b : a));
     r.survivors.push({
       director: i,

@@ -47,8 +47,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nativeAvailable } from '../native/index.js';
 import { ControlClient, type ClusterInfo } from '../saru/control.js';
-import { ADDRESSES, Testbed, findTool } from '../saru/testbed/index.js';
-import { TestbedGuard, machine, median, sleep, table } from './common.js';
+import { ADDRESSES, Testbed, TestbedGuard, findTool } from '../saru/testbed/index.js';
+import { machine, median, sleep, table } from './common.js';
 
 const PREFIX = 'sbench';
 const BLAST = fileURLToPath(new URL('./blast.js', import.meta.url));

@@ -1,131 +1,78 @@
 /**
- * `npm start`. The demo cluster of three directors in network namespaces
- * arrives with issue 7; until then this says plainly what exists and shows
- * the engine at work in-process: two directors sharing one VIP, each owning
- * half of the source-port buckets, fed the same synthetic client traffic
- * (every director sees every frame), each forwarding only its own slice.
- * Prints each director's `ipvsadm -L -n` and `--stats` views and counters.
- * Owns nothing the product uses.
+ * `npm start`: the demo cluster (issue 7). As root with `ip netns`, a
+ * cluster of directors (saru + saru-syncd each) and real servers in network
+ * namespaces carries real HTTP traffic from a client namespace through a
+ * scripted story (saru/demo/story.ts); otherwise the same story runs in the
+ * in-process simulator with the same engine, coordinator and sync code
+ * (saru/demo/sim-story.ts), and the first line says so. Shows a live view
+ * (in place on a terminal, plain lines otherwise), then the summary; exit
+ * status 0 only when nothing was lost and every phase reached its goal.
+ * Owns the process's wiring: options, mode, view, signals, exit status.
+ * `npm start -- --help` lists the options.
  */
-import {
-  DROP_REASON_NAMES,
-  Engine,
-  ManualClock,
-  ServiceTable,
-  Sense,
-  SliceFilter,
-  TcpFlag,
-  createScheduler,
-  formatServiceList,
-  parseLdirectord,
-  parseMac,
-  toServiceInits,
-  writeTcp4Frame,
-  type RxBatch,
-} from '../core/index.js';
+import { findTool, TestbedGuard } from './testbed/index.js';
+import { chooseMode, parseDemoOptions } from './demo/options.js';
+import { runSimStory } from './demo/sim-story.js';
+import { DEMO_PREFIX, runNamespaceStory } from './demo/story.js';
+import { exitStatus, summaryJson, summaryLines, type DemoSummary } from './demo/summary.js';
+import { LiveView } from './demo/view.js';
 
-const STATUS = `Saru — active-active LVS-style director cluster
-
-What exists today (see README.md, "Status"):
-  core/   the director engine: packet codecs, virtual services, the 13 IPVS schedulers,
-          persistence, connection table with the IPVS TCP state machine and sync events,
-          DR/NAT/TUN rewrites, slice filter, counters and rates, ipvsadm formats,
-          ldirectord.cf parsing                                   (npm test, npm run bench:core)
-  saru    the director daemon on real packets: AF_PACKET rings, a BPF socket filter per
-          slice, nftables host-stack rules, saruadm; the coordinator: authenticated heartbeats,
-          master election, weighted bucket allocation, takeover in about 0.3 s, graceful
-          handover, a partition policy                            (npm run bench:failover)
-  testbed directors, real servers and a client in network namespaces (as root):
-          npm run testbed -- up    then    ip netns exec saru-c curl -s http://198.18.0.100/
-Not yet: saru-syncd (issue 5: established connections of a killed director are lost until
-         then), health checks and keepalived.conf (issue 6), and the three-director failover
-         demo (issue 7).
-
-In-process engine run: two directors, one VIP, a synthetic trace of TCP connections.
-`;
-
-const SERVICES_CF = `# embedded demo services (ldirectord.cf syntax)
-checktimeout=3
-checkinterval=1
-quiescent=yes
-
-virtual=198.18.0.100:80
-	real=198.18.1.1:80 gate 1
-	real=198.18.1.2:80 gate 2
-	real=198.18.1.3:80 gate 3
-	scheduler=wlc
-	protocol=tcp
-	checktype=negotiate
-	request="/"
-	receive="ok"
-`;
-
-const SHARED_MAC = parseMac('02:53:41:52:55:01');
-const CLIENT_MAC = parseMac('02:00:00:00:00:c1');
-const VIP = 0xc6120064; // 198.18.0.100
-const CONNECTIONS = 2000;
-
-function director(clock: ManualClock, owned: (bucket: number) => boolean): Engine {
-  const services = new ServiceTable();
-  for (const { service, realServers } of toServiceInits(parseLdirectord(SERVICES_CF, 'demo-services.cf'))) {
-    const svc = services.add(service);
-    realServers.forEach((r, i) => {
-      const rs = svc.addRealServer(r);
-      rs.mac.set([0x02, 0, 0, 0, 1, i + 1]);
-      rs.macKnown = true;
-    });
-    svc.setScheduler(createScheduler(svc.schedulerName));
-  }
-  const slice = new SliceFilter({ buckets: 1024, sense: Sense.SRC_PORT });
-  slice.setOwned([...Array(1024).keys()].filter(owned), 1);
-  return new Engine({ sharedMac: SHARED_MAC, table: { capacity: 65536 } }, { clock, services, slice });
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
-function main(): void {
-  process.stdout.write(STATUS);
-  const clock = new ManualClock(0);
-  const directors = { A: director(clock, (b) => b % 2 === 0), B: director(clock, (b) => b % 2 === 1) };
-  const frame = new Uint8Array(256);
-  const rx: RxBatch = { buf: new Uint8Array(256), off: new Uint32Array([0]), len: new Uint32Array(1), count: 1 };
-  const syncEvents = { A: 0, B: 0 };
-  const steps: Array<[number, number]> = [
-    [TcpFlag.SYN, 0],
-    [TcpFlag.ACK, 0],
-    [TcpFlag.ACK | TcpFlag.PSH, 120],
-    [TcpFlag.ACK, 0],
-    [TcpFlag.FIN | TcpFlag.ACK, 0],
-  ];
-  for (let c = 0; c < CONNECTIONS; c++) {
-    const saddr = (0xc612c800 + (c % 200)) >>> 0; // 198.18.200.0/24 clients
-    const sport = 32768 + c;
-    for (const [flags, payloadLen] of steps) {
-      const len = writeTcp4Frame(frame, 0, { dstMac: SHARED_MAC, srcMac: CLIENT_MAC, saddr, daddr: VIP, sport, dport: 80, flags, payloadLen });
-      // The shared segment delivers every frame to every director.
-      for (const name of ['A', 'B'] as const) {
-        rx.buf.set(frame.subarray(0, len));
-        rx.len[0] = len;
-        directors[name].processBatch(rx);
-        syncEvents[name] += directors[name].drainSync(() => {});
-      }
+async function main(): Promise<number | null> {
+  const opts = parseDemoOptions(process.argv);
+  const mode = chooseMode(opts, { platform: process.platform, uid: process.getuid?.(), hasIp: findTool('ip') !== undefined });
+  const view = new LiveView(process.stdout, process.stdout.isTTY === true && !opts.plain);
+  const note = (line: string): void => {
+    process.stderr.write(`npm start: ${line}\n`);
+  };
+  let summary: DemoSummary;
+  let keepLines: string[] = [];
+  if (mode.kind === 'namespaces') {
+    const guard = new TestbedGuard(DEMO_PREFIX, note, { onSignal: () => view.close() });
+    try {
+      ({ summary, keepLines } = await runNamespaceStory(opts, { now: () => Date.now(), show: (s) => view.update(s), guard }));
+    } catch (e) {
+      if (guard.interrupted) return null; // the guard tears down and exits (130)
+      view.close();
+      note(`the demo failed: ${errorText(e)}`);
+      return 1;
     }
-    clock.advance(1);
+    if (guard.interrupted) return null;
+  } else {
+    let interrupted = false;
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.on(sig, () => {
+        if (interrupted) return;
+        interrupted = true;
+        view.close();
+        note(`${sig}: stopping the simulation`);
+        process.exit(130);
+      });
+    }
+    try {
+      summary = await runSimStory(opts, mode.why, { now: () => Date.now(), show: (s) => view.update(s), interrupted: () => interrupted });
+    } catch (e) {
+      view.close();
+      note(`the simulation failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      return 1;
+    }
   }
-  for (const name of ['A', 'B'] as const) {
-    const e = directors[name];
-    console.log(`\n=== director ${name}: owns ${e.slice.ownedBuckets()} of ${e.slice.buckets} buckets (sense src-port), epoch ${e.slice.epoch}`);
-    console.log(`-- as ipvsadm -L -n:`);
-    process.stdout.write(formatServiceList(e.services.services, { tableSize: e.table.capacity }));
-    console.log(`-- as ipvsadm -L -n --stats:`);
-    process.stdout.write(formatServiceList(e.services.services, { stats: true, tableSize: e.table.capacity }));
-    const drops = DROP_REASON_NAMES.map((n, i) => [n, e.drops[i]!] as const).filter(([, v]) => v > 0);
-    console.log(
-      `frames seen ${e.counters.rxFrames}, forwarded ${e.counters.txFrames}, connections ${e.counters.scheduled}, ` +
-        `entries ${e.table.size}, sync events ${syncEvents[name]}; dropped: ${drops.map(([n, v]) => `${n} ${v}`).join(', ') || 'none'}`,
-    );
-  }
-  const total = directors.A.counters.scheduled + directors.B.counters.scheduled;
-  console.log(`\n${CONNECTIONS} connections offered, ${total} scheduled across both directors (each exactly once: ${total === CONNECTIONS ? 'yes' : 'NO'}).`);
-  process.exitCode = total === CONNECTIONS ? 0 : 1;
+  view.close();
+  const out = ['', ...summaryLines(summary), ...(keepLines.length ? ['', ...keepLines] : [])];
+  if (opts.json) out.push(JSON.stringify(summaryJson(summary)));
+  process.stdout.write(out.join('\n') + '\n');
+  return exitStatus(summary);
 }
 
-main();
+main().then(
+  (code) => {
+    if (code !== null) process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`npm start: ${errorText(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,13 +1,15 @@
 /**
  * The testbed's long-lived connection client, run in the client namespace:
  *   node dist/saru/testbed/longconn.js --url http://VIP/ --connections 200 --duration MS
- *     [--interval MS] [--timeout MS] [--stop-file FILE]
+ *     [--interval MS] [--timeout MS] [--stop-file FILE] [--stalled-ms MS]
  * Opens N TCP connections to the VIP and keeps each one busy with HTTP/1.1
  * keep-alive requests (GET /bytes/256, one every `interval` ms with jitter)
  * until `duration` passes or FILE appears. A connection that is reset,
  * closed, or gets no complete answer within `timeout` ms is LOST: it is not
- * reopened. Prints one JSON object: connections, requests, lost (with when
- * and why), and exits 0 (the caller judges). Owns its sockets only.
+ * reopened. With --stalled-ms, a connection still waiting at the end for an
+ * answer asked more than MS ago is lost too (a stall the end cut short of
+ * the timeout). Prints one JSON object: connections, requests, lost (with
+ * when and why), and exits 0 (the caller judges). Owns its sockets only.
  */
 import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     interval: { type: 'string', default: '200' },
     timeout: { type: 'string', default: '8000' },
     'stop-file': { type: 'string' },
+    'stalled-ms': { type: 'string' },
   },
 });
 const url = new URL(values.url ?? '');
@@ -28,6 +31,7 @@ const n = Number(values.connections);
 const durationMs = Number(values.duration);
 const intervalMs = Number(values.interval);
 const timeoutMs = Number(values.timeout);
+const stalledMs = values['stalled-ms'] === undefined ? Infinity : Number(values['stalled-ms']);
 const BODY = 256;
 
 interface Lost {
@@ -43,6 +47,8 @@ let requests = 0;
 let opened = 0;
 let done = false;
 const live = new Set<Socket>();
+/** When each live connection's outstanding request was sent (absent: none outstanding). */
+const asked = new Map<Socket, { id: number; at: number; count: number }>();
 
 function open(id: number): void {
   const s = connect({ host: url.hostname, port: Number(url.port || 80) });
@@ -62,6 +68,7 @@ function open(id: number): void {
   };
   const ask = (): void => {
     if (done) return;
+    asked.set(s, { id, at: Date.now(), count });
     s.write(`GET /bytes/${BODY} HTTP/1.1\r\nHost: ${url.hostname}\r\n\r\n`);
     deadline = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
   };
@@ -83,6 +90,7 @@ function open(id: number): void {
     buf = buf.subarray(total);
     if (deadline) clearTimeout(deadline);
     deadline = null;
+    asked.delete(s);
     count++;
     requests++;
     next = setTimeout(ask, intervalMs / 2 + Math.random() * intervalMs);
@@ -95,6 +103,10 @@ function open(id: number): void {
 for (let i = 0; i < n; i++) setTimeout(() => open(i), Math.floor(i / 20) * 50);
 
 const finish = (): void => {
+  const now = Date.now();
+  for (const [s, a] of asked) {
+    if (live.has(s) && now - a.at > stalledMs) lost.push({ conn: a.id, atMs: now - start, why: `no answer for ${now - a.at} ms when the client stopped`, requests: a.count });
+  }
   done = true;
   for (const s of live) s.destroy();
   process.stdout.write(JSON.stringify({ connections: n, opened, requests, lost, elapsedMs: Date.now() - start }) + '\n');

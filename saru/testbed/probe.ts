@@ -2,10 +2,11 @@
  * A timestamping HTTP client for failover tests and bench:failover, run in
  * the client namespace:
  *   node dist/saru/testbed/probe.js --url URL [--parallel 8] [--duration MS]
- *     [--timeout MS] [--pause MS]
+ *     [--timeout MS] [--pause MS] [--hold-file FILE]
  * Each of `parallel` loops sends GET requests, each on a new TCP connection
  * (Connection: close), one after the other, for `duration` ms (or until
- * SIGTERM/SIGINT). Prints one JSON line per request on stdout:
+ * SIGTERM/SIGINT). While FILE exists, no loop starts a new request (requests
+ * in flight finish). Prints one JSON line per request on stdout:
  *   {"t0": start ms, "t1": end ms, "sport": client port, "ok": bool,
  *    "status": HTTP status, "err": error text, "bytes": body length}
  * Times are wall-clock milliseconds (Date.now), so they compare with the
@@ -13,6 +14,7 @@
  * answer within `timeout` ms (default 3000: one lost SYN costs the client
  * 1 s, as Linux's initial RTO). Owns nothing but its sockets.
  */
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import type { ProbeOutcome } from './testbed.js';
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10000' },
     timeout: { type: 'string', default: '3000' },
     pause: { type: 'string', default: '0' },
+    'hold-file': { type: 'string' },
   },
 });
 const url = values.url;
@@ -31,6 +34,7 @@ const parallel = Number(values.parallel);
 const durationMs = Number(values.duration);
 const timeoutMs = Number(values.timeout);
 const pauseMs = Number(values.pause);
+const holdFile = values['hold-file'];
 if (!url || !Number.isInteger(parallel) || parallel < 1 || !(durationMs > 0) || !(timeoutMs > 0) || !(pauseMs >= 0)) {
   process.stderr.write('usage: probe --url URL [--parallel N] [--duration MS] [--timeout MS] [--pause MS]\n');
   process.exit(2);
@@ -70,6 +74,10 @@ const end = Date.now() + durationMs;
 
 async function loop(): Promise<void> {
   while (!stop && Date.now() < end) {
+    if (holdFile !== undefined && existsSync(holdFile)) {
+      await new Promise((r) => setTimeout(r, 5));
+      continue;
+    }
     const o = await once();
     process.stdout.write(`${JSON.stringify(o)}\n`);
     if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));

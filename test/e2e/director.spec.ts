@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import type { ClusterInfo } from '../../saru/control.js';
 import { Testbed, type TestbedInit } from '../../saru/testbed/index.js';
+import { curlRequests, tally } from '../helpers/curl.js';
 
 const ROOT = process.getuid?.() === 0;
 const ADM = fileURLToPath(new URL('../../saru/adm.js', import.meta.url));
@@ -30,20 +31,8 @@ async function up(init: TestbedInit): Promise<Testbed> {
 }
 
 /** n HTTP requests through the VIP, each on its own TCP connection; the response bodies ("r1", "r2"...). */
-async function requests(tb: Testbed, url: string, n: number, parallel = 8): Promise<string[]> {
-  const config = `header = "Connection: close"\n` + `url = "${url}"\noutput = "-"\n`.repeat(n);
-  const r = await tb.exec(tb.nsName('client'), 'curl', ['-s', '-g', '--fail', '--max-time', '10', '-Z', '--parallel-max', String(parallel), '-K', '-'], {
-    input: config,
-    timeoutMs: 120_000,
-  });
-  assert.equal(r.code, 0, `curl failed (${r.code}): ${r.stderr}`);
-  return r.stdout.split('\n').filter((l) => l !== '');
-}
-
-function tally(bodies: string[]): Record<string, number> {
-  const t: Record<string, number> = {};
-  for (const b of bodies) t[b] = (t[b] ?? 0) + 1;
-  return t;
+function requests(tb: Testbed, url: string, n: number, parallel = 8): Promise<string[]> {
+  return curlRequests(tb, url, n, { parallel });
 }
 
 async function adm(tb: Testbed, i: number, args: string[]): Promise<string> {

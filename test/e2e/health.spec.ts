@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADDRESSES, Testbed } from '../../saru/testbed/index.js';
+import { curlRequests, tally } from '../helpers/curl.js';
 
 const ROOT = process.getuid?.() === 0;
 const VIP = ADDRESSES.vip4;
@@ -116,17 +117,8 @@ async function waitLogged(tb: Testbed, msg: string, rip: string, since: number, 
 }
 
 /** n HTTP requests through the VIP, each on its own connection; the bodies ("r1"...). */
-async function requests(tb: Testbed, n: number, path = '/'): Promise<string[]> {
-  const config = `header = "Connection: close"\n` + `url = "http://${VIP}${path}"\noutput = "-"\n`.repeat(n);
-  const r = await tb.exec(tb.nsName('client'), 'curl', ['-s', '--fail', '--max-time', '5', '-Z', '--parallel-max', '8', '-K', '-'], { input: config, timeoutMs: 60_000 });
-  assert.equal(r.code, 0, `curl failed (${r.code}): ${r.stderr}`);
-  return r.stdout.split('\n').filter((l) => l !== '');
-}
-
-function tally(bodies: string[]): Record<string, number> {
-  const t: Record<string, number> = {};
-  for (const b of bodies) t[b] = (t[b] ?? 0) + 1;
-  return t;
+function requests(tb: Testbed, n: number): Promise<string[]> {
+  return curlRequests(tb, `http://${VIP}/`, n, { maxTimeS: 5 });
 }
 
 /** Real servers and weights in director i's `-L -n` listing. */

@@ -8,11 +8,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CORPUS_DIR, repoRoot } from '../helpers/repo.js';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = repoRoot();
 const CLI = join(REPO, 'dist', 'saru', 'cli.js');
-const CORPUS = join(REPO, '..', 'shared', 'corpus');
+const CORPUS = CORPUS_DIR;
 const GOLDEN = join(REPO, 'test', 'core', 'config', 'golden');
 
 function saru(args: string[]): { code: number; stdout: string; stderr: string } {

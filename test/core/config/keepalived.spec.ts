@@ -9,8 +9,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Fwd, Proto } from '../../../core/constants.js';
 import { ErrorCode, SaruError } from '../../../core/errors.js';
 import type { ConfiguredService, RealServerCheck } from '../../../core/health/types.js';
@@ -18,6 +17,7 @@ import { formatServiceList } from '../../../core/ipvsadm.js';
 import { reconcileServices } from '../../../core/reconcile.js';
 import { SCHEDULER_NAMES } from '../../../core/sched/index.js';
 import { ServiceTable, SvcFlag } from '../../../core/service.js';
+import { CORPUS_DIR, repoRoot } from '../../helpers/repo.js';
 import {
   keepalivedServices,
   loadKeepalivedFile,
@@ -27,18 +27,8 @@ import {
   type KeepalivedOptions,
 } from '../../../core/config/index.js';
 
-/** The repository root: the nearest ancestor of this file holding package.json and core/. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'core'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('repository root not found');
-    dir = up;
-  }
-}
 const ROOT = repoRoot();
-const CORPUS = resolve(ROOT, '../shared/corpus/keepalived');
+const CORPUS = join(CORPUS_DIR, 'keepalived');
 const GOLDEN = join(ROOT, 'test', 'core', 'config', 'golden');
 
 function corpusFile(name: string): string {

@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Fwd, Proto } from '../../../core/constants.js';
 import { ErrorCode, SaruError } from '../../../core/errors.js';
 import { ServiceTable } from '../../../core/service.js';
@@ -19,18 +18,9 @@ import {
   toServiceInits,
   type LdirectordConfig,
 } from '../../../core/config/index.js';
+import { CORPUS_DIR } from '../../helpers/repo.js';
 
-/** The repository root: the nearest ancestor of this file holding package.json. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'core'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('repository root not found');
-    dir = up;
-  }
-}
-const CORPUS = resolve(repoRoot(), '..', 'shared', 'corpus', 'ldirectord', 'ldirectord.cf.sample');
+const CORPUS = join(CORPUS_DIR, 'ldirectord', 'ldirectord.cf.sample');
 
 /** Load into a ServiceTable as the daemon will; throws if the model rejects anything. */
 function install(cfg: LdirectordConfig): ServiceTable {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CORPUS_DIR } from '../../helpers/repo.js';
 import { detectServicesFormat, loadServicesFile, parseServices, type HttpCheck, type RealServerCheck } from '../../../core/index.js';
 
 function checksOf(text: string): RealServerCheck[][] {
@@ -116,7 +117,7 @@ describe('core/config services file (format detection, ldirectord checks)', () =
   });
 
   it('the corpus ldirectord.cf.sample: negotiate http with receive and virtualhost, checkinterval 1, quiescent no, fallback', () => {
-    const f = loadServicesFile(join(process.cwd(), '..', 'shared', 'corpus', 'ldirectord', 'ldirectord.cf.sample'));
+    const f = loadServicesFile(join(CORPUS_DIR, 'ldirectord', 'ldirectord.cf.sample'));
     const s = f.services[0]!;
     assert.equal(s.realServers.length, 3);
     assert.equal(s.health!.quiescent, false);
