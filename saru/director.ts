@@ -2,8 +2,10 @@
  * The `saru` director daemon. Owns the lifecycle of one director: the
  * control socket, the data-plane worker, the host-stack rules, the
  * neighbour resolver, the cluster agent (the coordinator on real sockets;
- * none with `static_slice`), and SIGHUP-style reloads of the services file as
- * a diff. Start order is control socket (fails fast when another daemon owns
+ * none with `static_slice`), the real-server health checks (saru/health/agent.ts,
+ * whose results reach the data plane as a diff), and reloads of the services
+ * file (ldirectord.cf or keepalived.conf; SIGHUP, saruadm --reload, or
+ * ldirectord's autoreload) as a diff. Start order is control socket (fails fast when another daemon owns
  * the path), data plane (fails fast on a missing interface or permission),
  * host stack, neighbours, cluster agent (owning nothing until an allocation
  * is committed); stop undoes it in reverse and removes every rule and address
@@ -167,7 +169,7 @@ export class Director {
     this.logIgnored(this.servicesFile);
     this.health = new HealthAgent(
       { enabled: cfg.healthChecks, maxParallel: cfg.checkParallel },
-      { log: this.deps.log, run: this.deps.checkRunner ?? createCheckRunner(), apply: (inits) => this.applyServices(inits) },
+      { log: this.deps.log, run: this.deps.checkRunner ?? createCheckRunner({ log: this.deps.log.child({ component: 'health' }) }), apply: (inits) => this.applyServices(inits) },
     );
     this.services = this.health.setServices(this.servicesFile.services);
     // with a coordinator, nothing is owned until an allocation is committed
