@@ -155,10 +155,19 @@ function logLines(tb: Testbed, i: number): Array<Record<string, unknown>> {
     await tb.waitForAllocation([1, 2, 3]);
     const size = 6 * 1024 * 1024;
     const download = tb.exec(tb.nsName('client'), 'bash', ['-c', `curl -s --fail --limit-rate 1M http://198.18.0.100/bytes/${size} | sha256sum`], { timeoutMs: 60_000 });
+    let settled: string | null = null;
+    void download.then((r) => (settled = `exit ${r.code}: ${r.stderr.trim()} ${r.stdout.trim()}`));
     let carrier = 0;
+    const listings: string[] = [];
     for (let tries = 0; carrier === 0; tries++) {
-      assert.ok(tries < 50, 'no director carries the download');
-      for (let i = 1; i <= 3; i++) if (/ESTABLISHED/.test(await tb.adm(i, ['-L', '-n', '-c']))) carrier = i;
+      assert.equal(settled, null, 'the download ended before any director was seen carrying it');
+      listings.length = 0;
+      for (let i = 1; i <= 3; i++) {
+        const conns = await tb.adm(i, ['-L', '-n', '-c']);
+        listings.push(`d${i}: ${conns.split('\n').filter((l) => !/FIN_WAIT|TIME_WAIT|CLOSE/.test(l)).join(' | ')}`);
+        if (/ESTABLISHED/.test(conns)) carrier = i;
+      }
+      assert.ok(carrier !== 0 || tries < 50, `no director carries the download; their live entries:\n${listings.join('\n')}`);
       if (carrier === 0) await new Promise((r) => setTimeout(r, 100));
     }
     const stopping = tb.stopDirector(carrier, 60_000);
