@@ -261,8 +261,10 @@ export class HealthMonitor {
       let removesAny = false;
       cs.realServers.forEach((rs, i) => {
         const quiescent = health.quiescentPerServer?.[i] ?? health.quiescent;
-        if (!quiescent) removesAny = true;
-        const st = (health.checks[i]?.length ?? 0) > 0 ? this.servers.get(serverKey(svcName, rs)) : undefined;
+        const checks = health.checks[i] ?? [];
+        // only a server that health checks can take out makes its service drop connections (`on` never can)
+        if (!quiescent && checks.some((c) => c.spec.kind !== 'on')) removesAny = true;
+        const st = checks.length > 0 ? this.servers.get(serverKey(svcName, rs)) : undefined;
         if (!st || (st.up && st.weight === undefined)) realServers.push(rs);
         else if (st.up) realServers.push({ ...rs, weight: st.weight });
         else if (quiescent) realServers.push({ ...rs, weight: 0 });

@@ -261,6 +261,14 @@ describe('core/health HealthMonitor', () => {
     assert.deepEqual(weights(h.monitor), [[RS[0], 2], [RS[1], 0], [RS[2], 2]]);
   });
 
+  it('checktype=on with quiescent=no: nothing can be taken out, so the service keeps IPVS default (no expireNodestConn)', () => {
+    const h = harness();
+    h.monitor.setServices([service({ quiescent: false, checks: RS.map(() => [check({ spec: { kind: 'on' } })]) })]);
+    assert.equal(h.monitor.effectiveServices()[0]!.service.expireNodestConn, undefined);
+    h.monitor.setServices([service({ quiescent: false })]);
+    assert.equal(h.monitor.effectiveServices()[0]!.service.expireNodestConn, true);
+  });
+
   it('startDown (keepalived alpha): down until the first successful round', async () => {
     const h = harness();
     h.monitor.setServices([service({ startDown: true })]);
