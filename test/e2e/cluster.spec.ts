@@ -153,20 +153,22 @@ function logLines(tb: Testbed, i: number): Array<Record<string, unknown>> {
 
   it('SIGTERM hands the buckets over: a long download through the leaving director completes intact, new connections keep succeeding', async () => {
     await tb.waitForAllocation([1, 2, 3]);
-    const size = 6 * 1024 * 1024;
-    const download = tb.exec(tb.nsName('client'), 'bash', ['-c', `curl -s --fail --limit-rate 1M http://198.18.0.100/bytes/${size} | sha256sum`], { timeoutMs: 60_000 });
+    // 24 s at 512 KB/s nominal (curl 7.88's limit runs ahead of it: 6 MiB at "1M" took 3.7 s here): long
+    // enough to be seen ESTABLISHED even when each listing of the wrk-filled tables is slow
+    const size = 12 * 1024 * 1024;
+    const download = tb.exec(tb.nsName('client'), 'bash', ['-c', `curl -s --fail --limit-rate 512K http://198.18.0.100/bytes/${size} | sha256sum`], { timeoutMs: 90_000 });
     let settled: string | null = null;
     void download.then((r) => (settled = `exit ${r.code}: ${r.stderr.trim()} ${r.stdout.trim()}`));
     let carrier = 0;
     const listings: string[] = [];
     for (let tries = 0; carrier === 0; tries++) {
-      assert.equal(settled, null, 'the download ended before any director was seen carrying it');
+      assert.equal(settled, null, `the download ended before any director was seen carrying it; their live entries:\n${listings.join('\n')}`);
       listings.length = 0;
-      for (let i = 1; i <= 3; i++) {
-        const conns = await tb.adm(i, ['-L', '-n', '-c']);
-        listings.push(`d${i}: ${conns.split('\n').filter((l) => !/FIN_WAIT|TIME_WAIT|CLOSE/.test(l)).join(' | ')}`);
-        if (/ESTABLISHED/.test(conns)) carrier = i;
-      }
+      const all = await Promise.all([1, 2, 3].map((i) => tb.adm(i, ['-L', '-n', '-c'])));
+      all.forEach((conns, k) => {
+        listings.push(`d${k + 1}: ${conns.split('\n').filter((l) => !/FIN_WAIT|TIME_WAIT|CLOSE/.test(l)).join(' | ')}`);
+        if (/ESTABLISHED/.test(conns)) carrier = k + 1;
+      });
       assert.ok(carrier !== 0 || tries < 50, `no director carries the download; their live entries:\n${listings.join('\n')}`);
       if (carrier === 0) await new Promise((r) => setTimeout(r, 100));
     }

@@ -212,7 +212,9 @@ function wrkResult(stdout: string): { requests: number; errors: number } {
 
   it('autoreload to keepalived.conf without dropping a running download; TCP_CHECK without inhibit_on_failure removes a failed server', async () => {
     // a slow download through the VIP that spans the reload
-    const download = tb.exec(tb.nsName('client'), 'curl', ['-s', '--fail', '--limit-rate', '400k', '-o', '/dev/null', '-w', '%{size_download}', `http://${VIP}/bytes/1200000`], { timeoutMs: 60_000 });
+    const download = tb.exec(tb.nsName('client'), 'curl', ['-s', '--fail', '--limit-rate', '400k', '-o', '/dev/null', '-w', '%{size_download}', `http://${VIP}/bytes/4000000`], { timeoutMs: 60_000 });
+    let downloadDone = false;
+    void download.then(() => (downloadDone = true));
     await sleep(500);
     const since = Date.now();
     tb.writeServices(KEEPALIVED);
@@ -226,9 +228,10 @@ function wrkResult(stdout: string): { requests: number; errors: number } {
       const ignored = logLines(tb, i).filter((x) => x.at >= since && typeof x.msg === 'string' && x.msg.startsWith('ignored: '));
       assert.deepEqual(ignored.map((x) => x.msg).sort(), ['ignored: global_defs', 'ignored: vrrp_instance VI_1'], 'VRRP and global blocks are reported as ignored');
     }
+    assert.equal(downloadDone, false, 'the download still runs after both reloads (it spans them)');
     const d = await download;
     assert.equal(d.code, 0, `the download across the reload failed: ${d.stderr}`);
-    assert.equal(d.stdout.trim(), '1200000');
+    assert.equal(d.stdout.trim(), '4000000');
 
     const stopAt = Date.now();
     await tb.stopRealHttp(1);
