@@ -17,6 +17,7 @@ export {
   ServiceTable,
   SvcFlag,
   VirtualService,
+  describeService,
   type RealServerInit,
   type Scheduler,
   type VirtualServiceInit,
@@ -49,5 +50,5 @@ export {
   type ConnListRow,
   type ServiceListOptions,
 } from './ipvsadm.js';
-export { reconcileServices, type ReconcileResult, type ServiceInitPair } from './reconcile.js';
+export { addService, reconcileServices, type ReconcileResult, type ServiceInitPair } from './reconcile.js';
 export * from './health/index.js';

@@ -43,9 +43,7 @@ export function reconcileServices(table: ServiceTable, inits: readonly ServiceIn
   for (const { service, realServers } of inits) {
     const svc = table.services.find((s) => sameKey(s, service));
     if (!svc) {
-      const created = table.add(service);
-      for (const r of realServers) created.addRealServer(r);
-      created.setScheduler(createScheduler(created.schedulerName));
+      const created = addService(table, { service, realServers });
       keep.add(created);
       result.added.push(created.describe());
       continue;
@@ -59,6 +57,18 @@ export function reconcileServices(table: ServiceTable, inits: readonly ServiceIn
     table.remove(svc);
   }
   return result;
+}
+
+/**
+ * Add a new service with its real servers and scheduler to `table` (what a
+ * reconcile does for a service it has not seen).
+ * @throws SaruError as ServiceTable.add / VirtualService.addRealServer / createScheduler.
+ */
+export function addService(table: ServiceTable, { service, realServers }: ServiceInitPair): VirtualService {
+  const svc = table.add(service);
+  for (const r of realServers) svc.addRealServer(r);
+  svc.setScheduler(createScheduler(svc.schedulerName));
+  return svc;
 }
 
 /** Edit one service in place; true when anything changed. */

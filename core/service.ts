@@ -7,7 +7,7 @@
  * overload flag driven by upper/lower thresholds. Schedulers live in
  * core/sched/ and are attached from outside.
  */
-import { IpAddress, addrEquals } from './addr.js';
+import { IpAddress, addrEquals, formatAddrPort } from './addr.js';
 import { Fwd, Proto, type Family } from './constants.js';
 import { ErrorCode, SaruError } from './errors.js';
 import type { FlowKey } from './flow.js';
@@ -426,10 +426,18 @@ export class VirtualService {
 
   /** "TCP  192.0.2.1:80" style identity, for logs and errors. */
   describe(): string {
-    if (this.fwmark) return `FWM ${this.fwmark} IPv${this.family}`;
-    const a = this.addr!;
-    return `${this.protocol === Proto.TCP ? 'TCP' : 'UDP'} ${a.family === 6 ? `[${a.text}]` : a.text}:${this.port}`;
+    return describeService(this.protocol, this.family, this.addr, this.port, this.fwmark);
   }
+}
+
+/**
+ * A virtual service's identity as logs, errors and `saruadm --health` show
+ * it: "TCP 192.0.2.1:80", "UDP [2001:db8::1]:53", "FWM 7 IPv4" (`fwmark` > 0,
+ * or no address).
+ */
+export function describeService(protocol: number, family: Family, addr: IpAddress | null, port: number, fwmark: number): string {
+  if (fwmark || addr === null) return `FWM ${fwmark} IPv${family}`;
+  return `${protocol === Proto.TCP ? 'TCP' : 'UDP'} ${formatAddrPort(addr.family, addr.words, 0, port)}`;
 }
 
 const LOOKUP_SIZE = 1024; // open-addressing slots; services are few

@@ -1,12 +1,12 @@
 /**
  * `saru --check`: validate a services file without touching the network,
  * like `keepalived -t` or `nginx -t`. Owns the report only: loading and
- * validation are loadServices()'s (the same code the daemon runs), the
+ * validation are the daemon's own (loadServicesFile, validatedTable), the
  * listing is core/ipvsadm's `ipvsadm -L -n` format with every real server
  * up (before any health check).
  */
-import { ServiceTable, formatServiceList, reconcileServices, type ServicesLoadOptions } from '../core/index.js';
-import { loadServices } from './director.js';
+import { formatServiceList, loadServicesFile, type ServicesLoadOptions } from '../core/index.js';
+import { validatedTable } from './director.js';
 
 export interface CheckReport {
   /** The `ipvsadm -L -n` listing of the services as configured (stdout). */
@@ -20,9 +20,8 @@ export interface CheckReport {
  * @throws SaruError SARU_ERR_CONFIG naming the file, the line and the reason.
  */
 export function checkServicesFile(file: string, opts: ServicesLoadOptions = {}): CheckReport {
-  const loaded = loadServices(file, opts);
-  const table = new ServiceTable();
-  reconcileServices(table, loaded.services);
+  const loaded = loadServicesFile(file, opts);
+  const table = validatedTable(loaded);
   const servers = loaded.services.reduce((n, s) => n + s.realServers.length, 0);
   const checks = loaded.services.reduce((n, s) => n + (s.health?.checks.reduce((m, c) => m + c.filter((x) => x.spec.kind !== 'on').length, 0) ?? 0), 0);
   const notes = [

@@ -20,8 +20,8 @@ import {
   SaruError,
   ServiceTable,
   formatBucketRanges,
+  addService,
   configError,
-  createScheduler,
   loadServicesFile,
   type ServicesFile,
   type ServicesLoadOptions,
@@ -76,17 +76,26 @@ function fileStamp(file: string): string {
  */
 export function loadServices(file: string, opts: ServicesLoadOptions = {}): ServicesFile {
   const loaded = loadServicesFile(file, opts);
+  validatedTable(loaded);
+  return loaded;
+}
+
+/**
+ * The services of a loaded file in a scratch table, every real server up
+ * (what `saru --check` lists).
+ * @throws SaruError SARU_ERR_CONFIG naming the file and line of the service
+ *   the service model refuses.
+ */
+export function validatedTable(loaded: ServicesFile): ServiceTable {
   const scratch = new ServiceTable();
   for (const cs of loaded.services) {
     try {
-      const svc = scratch.add(cs.service);
-      for (const r of cs.realServers) svc.addRealServer(r);
-      svc.setScheduler(createScheduler(svc.schedulerName));
+      addService(scratch, cs);
     } catch (e) {
       throw configError(cs.file, cs.line, (e as Error).message);
     }
   }
-  return loaded;
+  return scratch;
 }
 
 /** Every address the data plane may forward to: all configured real servers and fallbacks, up or not. */

@@ -27,10 +27,10 @@
  * (core/engine.ts), and the first one back takes them again.
  */
 import type { Clock, Timers } from '../clock.js';
-import { IpAddress } from '../addr.js';
+import { IpAddress, formatAddrPort } from '../addr.js';
 import { Proto } from '../constants.js';
 import { SaruError, ErrorCode } from '../errors.js';
-import type { RealServerInit, VirtualServiceInit } from '../service.js';
+import { describeService, type RealServerInit, type VirtualServiceInit } from '../service.js';
 import type { ServiceInitPair } from '../reconcile.js';
 import type { CheckOutcome, CheckRunner, CheckSpec, CheckTarget, ConfiguredService, RealServerCheck, StaticCheck } from './types.js';
 
@@ -123,16 +123,15 @@ function serverKey(service: string, rs: RealServerInit): string {
   return `${service}|${IpAddress.parse(rs.address).text}|${rs.port}`;
 }
 
-/** "TCP 198.18.0.100:80", as VirtualService.describe(). */
+/** "TCP 198.18.0.100:80": describeService (as VirtualService.describe()) of an init. */
 export function describeServiceInit(s: VirtualServiceInit): string {
-  if (s.fwmark) return `FWM ${s.fwmark} IPv${s.family ?? 4}`;
-  const a = IpAddress.parse(s.address!);
-  return `${s.protocol === Proto.UDP ? 'UDP' : 'TCP'} ${a.family === 6 ? `[${a.text}]` : a.text}:${s.port}`;
+  const a = s.fwmark || s.address === undefined ? null : IpAddress.parse(s.address);
+  return describeService(s.protocol, a?.family ?? s.family ?? 4, a, s.port ?? 0, s.fwmark ?? 0);
 }
 
 function describeServer(rs: RealServerInit): string {
   const a = IpAddress.parse(rs.address);
-  return `${a.family === 6 ? `[${a.text}]` : a.text}:${rs.port}`;
+  return formatAddrPort(a.family, a.words, 0, rs.port);
 }
 
 /** The services as configured, with every real server up (what runs before any check result, and with no checks). */

@@ -11,10 +11,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ClusterInfo } from '../../saru/control.js';
-import { Testbed, allocationProblem, patternByte, sliceBuckets, type ProbeOutcome } from '../../saru/testbed/index.js';
+import { LogTail, Testbed, allocationProblem, patternByte, sliceBuckets, type LogLine, type ProbeOutcome } from '../../saru/testbed/index.js';
 
 const ROOT = process.getuid?.() === 0;
 const PROBE = fileURLToPath(new URL('../../saru/testbed/probe.js', import.meta.url));
@@ -47,11 +46,8 @@ async function views(tb: Testbed): Promise<Map<number, ClusterInfo>> {
   return m;
 }
 
-function logLines(tb: Testbed, i: number): Array<Record<string, unknown>> {
-  return readFileSync(`${tb.directorDir(i)}/saru.log`, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+function logLines(tb: Testbed, i: number): LogLine[] {
+  return new LogTail(`${tb.directorDir(i)}/saru.log`, true).read();
 }
 
 (ROOT ? describe : describe.skip)('e2e: the coordinator with three directors', function () {

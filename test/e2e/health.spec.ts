@@ -8,9 +8,8 @@
  * detection delay). Needs root (CI has it).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADDRESSES, Testbed } from '../../saru/testbed/index.js';
+import { ADDRESSES, LogTail, Testbed, lineTime, type LogLine } from '../../saru/testbed/index.js';
 import { curlRequests, tally } from '../helpers/curl.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -85,17 +84,9 @@ virtual_server ${VIP} 80 {
 }
 `;
 
-/** A daemon's pino line, with its ISO time as epoch ms. */
-type LogLine = Record<string, unknown> & { msg?: string; at: number; realServer?: string };
-
-function logLines(tb: Testbed, i: number): LogLine[] {
-  return readFileSync(join(tb.directorDir(i), 'saru.log'), 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => {
-      const o = JSON.parse(l) as Record<string, unknown>;
-      return { ...o, at: Date.parse(String(o.time)) } as LogLine;
-    });
+/** Director i's log lines, each with its time as epoch ms (`at`). */
+function logLines(tb: Testbed, i: number): Array<LogLine & { at: number }> {
+  return new LogTail(join(tb.directorDir(i), 'saru.log'), true).read().map((l) => ({ ...l, at: lineTime(l) }));
 }
 
 async function sleep(ms: number): Promise<void> {
